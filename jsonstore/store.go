@@ -1,0 +1,606 @@
+// Package jsonstore owns what mailtap writes: the record schema (v1), the
+// MIME → record parser, the file layout under the output dir, durable atomic
+// writes with group commit, the checkpoint file and the lock that keeps a
+// second process out. It knows nothing of IMAP sessions or UIs.
+package jsonstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrLocked means another mailtap process holds the output dir.
+var ErrLocked = errors.New("output dir is in use by another mailtap process")
+
+// Options says how records are written.
+type Options struct {
+	Pretty          bool  // indent JSON
+	SaveAttachments bool  // output.attachments = "save"
+	SaveRaw         bool  // also write <base>.eml
+	MaxBodyBytes    int64 // see ParseOptions
+}
+
+// Store is an output dir opened for writing. It is safe for concurrent use by
+// the sessions of several mailboxes.
+type Store struct {
+	dir      string // absolute <out>
+	stateDir string // <out>/.mailtap
+	tmpDir   string // <out>/.mailtap/tmp: same filesystem, so rename is atomic
+	opts     Options
+	lock     *os.File
+
+	mu    sync.Mutex
+	state checkpointFile
+	seq   uint64 // temp name counter
+}
+
+// Open creates the output dir if needed, takes its lock (ErrLocked if held),
+// removes temp files a crash left behind and loads the checkpoint.
+func Open(dir string, opts Options) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("output dir %q: %w", dir, err)
+	}
+	s := &Store{dir: abs, stateDir: filepath.Join(abs, ".mailtap"), opts: opts}
+	s.tmpDir = filepath.Join(s.stateDir, "tmp")
+	if err := os.MkdirAll(s.tmpDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create output dir: %w (check that %s is writable)", err, abs)
+	}
+	if err := s.takeLock(); err != nil {
+		return nil, err
+	}
+	if err := s.cleanTmp(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.loadCheckpoint(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dir is the absolute output dir.
+func (s *Store) Dir() string { return s.dir }
+
+// StateDir is <out>/.mailtap, where mailtap keeps its own files (logs too).
+func (s *Store) StateDir() string { return s.stateDir }
+
+func (s *Store) takeLock() error {
+	path := filepath.Join(s.stateDir, "lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open lock file: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		owner, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			pid := strings.TrimSpace(string(owner))
+			if pid == "" {
+				pid = "unknown"
+			}
+			return fmt.Errorf("%w: %s (pid %s); stop it or choose another --out", ErrLocked, s.dir, pid)
+		}
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	// The pid is informational; the flock is what excludes, and it dies with
+	// the process, so a crash never leaves a stale lock.
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	s.lock = f
+	return nil
+}
+
+func (s *Store) cleanTmp() error {
+	entries, err := os.ReadDir(s.tmpDir)
+	if err != nil {
+		return fmt.Errorf("read temp dir: %w", err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(s.tmpDir, e.Name())); err != nil {
+			return fmt.Errorf("remove leftover temp file: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close releases the lock. Batches must be committed or discarded first.
+func (s *Store) Close() error {
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	return err
+}
+
+// ---- checkpoint ----
+
+// MailboxState is the checkpoint of one mailbox: every UID ≤ LastUID under
+// UIDValidity has a durable record (or was deliberately skipped by backfill).
+type MailboxState struct {
+	Account     string    `json:"account"`
+	Mailbox     string    `json:"mailbox"`
+	UIDValidity uint32    `json:"uidvalidity"`
+	LastUID     uint32    `json:"last_uid"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+type checkpointFile struct {
+	Version   int                      `json:"version"`
+	Mailboxes map[string]*MailboxState `json:"mailboxes"`
+}
+
+func stateKey(account, mailbox string) string { return account + "/" + mailbox }
+
+func (s *Store) checkpointPath() string { return filepath.Join(s.stateDir, "state.json") }
+
+func (s *Store) loadCheckpoint() error {
+	s.state = checkpointFile{Version: 1, Mailboxes: map[string]*MailboxState{}}
+	b, err := os.ReadFile(s.checkpointPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	if err := json.Unmarshal(b, &s.state); err != nil {
+		// The checkpoint is written atomically, so this is outside damage.
+		// Refuse rather than silently re-capture or skip mail.
+		return fmt.Errorf("checkpoint %s is corrupt: %w (move it away to start over; records already written are kept)", s.checkpointPath(), err)
+	}
+	if s.state.Mailboxes == nil {
+		s.state.Mailboxes = map[string]*MailboxState{}
+	}
+	return nil
+}
+
+// State returns the checkpoint of a mailbox, ok=false if it was never seen.
+func (s *Store) State(account, mailbox string) (MailboxState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.state.Mailboxes[stateKey(account, mailbox)]
+	if !ok {
+		return MailboxState{}, false
+	}
+	return *st, true
+}
+
+// SetState records a checkpoint durably. LastUID only moves forward within a
+// UIDVALIDITY; a new UIDVALIDITY replaces the entry.
+func (s *Store) SetState(account, mailbox string, uidValidity, lastUID uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.setStateLocked(account, mailbox, uidValidity, lastUID)
+}
+
+func (s *Store) setStateLocked(account, mailbox string, uidValidity, lastUID uint32) error {
+	key := stateKey(account, mailbox)
+	cur, ok := s.state.Mailboxes[key]
+	if ok && cur.UIDValidity == uidValidity && cur.LastUID >= lastUID {
+		return nil
+	}
+	prev := cur
+	s.state.Mailboxes[key] = &MailboxState{Account: account, Mailbox: mailbox,
+		UIDValidity: uidValidity, LastUID: lastUID, UpdatedAt: time.Now().UTC()}
+	b, err := json.MarshalIndent(s.state, "", "  ")
+	if err == nil {
+		err = s.writeFileDurable(s.checkpointPath(), append(b, '\n'))
+	}
+	if err != nil {
+		if prev != nil {
+			s.state.Mailboxes[key] = prev
+		} else {
+			delete(s.state.Mailboxes, key)
+		}
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	return nil
+}
+
+// writeFileDurable is the atomic-write recipe for a single small file.
+func (s *Store) writeFileDurable(path string, data []byte) error {
+	f, err := os.CreateTemp(s.tmpDir, "state-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (s *Store) tempName(prefix string) string {
+	s.mu.Lock()
+	s.seq++
+	n := s.seq
+	s.mu.Unlock()
+	return filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), n))
+}
+
+// ---- batches ----
+
+// Meta is what the IMAP session knows of a message besides its bytes.
+type Meta struct {
+	UID          uint32
+	InternalDate time.Time
+	Flags        []string
+	Size         int64 // RFC822.SIZE; 0 means unknown (counted from the stream)
+}
+
+// Batch collects records of one mailbox that become durable together with
+// one filesystem sync (group commit), after which the checkpoint advances.
+type Batch struct {
+	s           *Store
+	account     string
+	mailbox     string
+	uidValidity uint32
+	relDir      string // <account>/<mailbox…> relative to <out>
+
+	items []pendingRecord
+}
+
+type pendingRecord struct {
+	uid     uint32
+	bytes   int64
+	renames []rename // attachments and .eml first, the record last
+	summary Summary
+}
+
+type rename struct{ from, to string }
+
+// NewBatch starts a batch for one mailbox. delim is the server's hierarchy
+// delimiter (0 if unknown); "/" always separates folders.
+func (s *Store) NewBatch(account, mailbox string, uidValidity uint32, delim rune) *Batch {
+	return &Batch{s: s, account: account, mailbox: mailbox, uidValidity: uidValidity,
+		relDir: MailboxRelDir(account, mailbox, delim)}
+}
+
+// Len is the number of records added and not yet committed.
+func (b *Batch) Len() int { return len(b.items) }
+
+// Pending is a message whose body has been parsed and whose temp files are
+// written, waiting for the FETCH items that may follow the body (FLAGS,
+// INTERNALDATE, RFC822.SIZE) before Finish adds it to the batch.
+type Pending struct {
+	uid     uint32
+	rec     *Record
+	counted int64
+	renames []rename
+}
+
+// Parse reads one message body for uid and writes its attachments and raw
+// copy (if configured) to temp files. Nothing is visible in <out> before
+// Commit. An error means the body was not fully read or could not be
+// written: nothing of it is kept.
+func (b *Batch) Parse(uid uint32, body io.Reader) (p *Pending, err error) {
+	s := b.s
+	base := RecordBaseName(b.uidValidity, uid)
+	p = &Pending{uid: uid}
+	defer func() {
+		if err != nil {
+			for _, r := range p.renames {
+				os.Remove(r.from)
+			}
+			p = nil
+		}
+	}()
+
+	counter := &countingReader{r: body}
+	var src io.Reader = counter
+	var raw *os.File
+	if s.opts.SaveRaw {
+		raw, err = os.Create(s.tempName("eml"))
+		if err != nil {
+			return nil, fmt.Errorf("uid %d: create raw copy: %w", uid, err)
+		}
+		p.renames = append(p.renames, rename{raw.Name(), filepath.Join(s.dir, b.relDir, base+".eml")})
+		src = io.TeeReader(counter, raw)
+	}
+
+	opts := ParseOptions{MaxBodyBytes: s.opts.MaxBodyBytes}
+	var sink *attachmentSink
+	if s.opts.SaveAttachments {
+		sink = &attachmentSink{s: s, relDir: filepath.Join(b.relDir, base), used: map[string]bool{}}
+		opts.Attachments = sink
+	}
+	rec, perr := Parse(src, opts)
+	if sink != nil {
+		p.renames = append(p.renames, sink.renames...)
+	}
+	if perr == nil {
+		// Parse may stop before EOF (an epilogue, a cut part): read the rest
+		// so the raw copy is whole and the size counted.
+		_, perr = io.Copy(io.Discard, src)
+	}
+	if raw != nil {
+		if cerr := raw.Close(); perr == nil {
+			perr = cerr
+		}
+	}
+	if perr != nil {
+		return nil, fmt.Errorf("uid %d: %w", uid, perr)
+	}
+	p.rec = rec
+	p.counted = counter.n
+	return p, nil
+}
+
+// Finish completes a parsed message with the session's metadata and writes
+// its record to a temp file; the record becomes part of the batch.
+func (b *Batch) Finish(p *Pending, m Meta) (err error) {
+	s := b.s
+	defer func() {
+		if err != nil {
+			for _, r := range p.renames {
+				os.Remove(r.from)
+			}
+		}
+	}()
+	rec := p.rec
+	rec.SchemaVersion = SchemaVersion
+	rec.ID = RecordID(b.account, b.mailbox, b.uidValidity, p.uid)
+	rec.Account, rec.Mailbox = b.account, b.mailbox
+	rec.UIDValidity, rec.UID = b.uidValidity, p.uid
+	rec.InternalDate = m.InternalDate.UTC()
+	rec.CapturedAt = time.Now().UTC()
+	rec.Flags = append([]string{}, m.Flags...)
+	rec.Size = m.Size
+	if rec.Size == 0 {
+		rec.Size = p.counted
+	}
+	rec.Normalize()
+
+	indent := ""
+	if s.opts.Pretty {
+		indent = "  "
+	}
+	data, err := marshal(rec, indent)
+	if err != nil {
+		return fmt.Errorf("uid %d: encode record: %w", p.uid, err)
+	}
+	tmp := s.tempName("rec")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("uid %d: write record: %w", p.uid, err)
+	}
+	final := filepath.Join(s.dir, b.relDir, RecordBaseName(b.uidValidity, p.uid)+".json")
+	p.renames = append(p.renames, rename{tmp, final})
+	b.items = append(b.items, pendingRecord{uid: p.uid, renames: p.renames,
+		summary: SummaryOf(rec, final), bytes: int64(len(data)) + p.counted*boolInt(s.opts.SaveRaw)})
+	return nil
+}
+
+// Abandon removes the temp files of a parsed message that will not be finished.
+func (p *Pending) Abandon() {
+	for _, r := range p.renames {
+		os.Remove(r.from)
+	}
+	p.renames = nil
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func marshal(rec *Record, indent string) ([]byte, error) {
+	var sb strings.Builder
+	enc := json.NewEncoder(&sb)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", indent)
+	if err := enc.Encode(rec); err != nil {
+		return nil, err
+	}
+	return []byte(sb.String()), nil
+}
+
+// Commit makes every added record durable and visible, then advances the
+// checkpoint to advanceTo (0: leave it). Order: one syncfs for all temp
+// data, renames (attachments before their record), fsync of each directory
+// touched, then the checkpoint. A crash anywhere leaves either the old
+// checkpoint (records are re-captured idempotently under the same names) or
+// the new one with every record it covers on disk.
+func (b *Batch) Commit(advanceTo uint32) (Committed, error) {
+	s := b.s
+	if len(b.items) > 0 {
+		if err := syncTemp(s.tmpDir, b.items); err != nil {
+			b.Discard()
+			return Committed{}, err
+		}
+		dirs := map[string]bool{}
+		for _, it := range b.items {
+			for _, r := range it.renames {
+				d := filepath.Dir(r.to)
+				if !dirs[d] {
+					created, err := mkdirAllTracked(d)
+					if err != nil {
+						b.Discard()
+						return Committed{}, fmt.Errorf("create %s: %w", d, err)
+					}
+					for _, c := range created {
+						dirs[filepath.Dir(c)] = true
+					}
+					dirs[d] = true
+				}
+				if err := os.Rename(r.from, r.to); err != nil {
+					b.Discard()
+					return Committed{}, fmt.Errorf("rename into %s: %w", r.to, err)
+				}
+			}
+		}
+		for d := range dirs {
+			if err := syncDir(d); err != nil {
+				b.Discard()
+				return Committed{}, err
+			}
+		}
+	}
+	var c Committed
+	c.Summaries = make([]Summary, 0, len(b.items))
+	for _, it := range b.items {
+		c.Summaries = append(c.Summaries, it.summary)
+		c.Bytes += it.bytes
+	}
+	b.items = nil
+	if advanceTo > 0 {
+		if err := s.SetState(b.account, b.mailbox, b.uidValidity, advanceTo); err != nil {
+			// Records are durable; only the checkpoint lags, which costs an
+			// idempotent re-capture, never a loss.
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// Committed is what a Commit made durable.
+type Committed struct {
+	Summaries []Summary
+	Bytes     int64 // record, raw copy and attachment bytes written
+}
+
+// Discard removes the temp files of records not yet committed.
+func (b *Batch) Discard() {
+	for _, it := range b.items {
+		for _, r := range it.renames {
+			os.Remove(r.from)
+		}
+	}
+	b.items = nil
+}
+
+// syncTemp makes every temp file's data durable: one syncfs(2) for the
+// whole filesystem is far cheaper than an fsync per file; where syncfs is
+// unavailable, fall back to fsyncing each file.
+func syncTemp(tmpDir string, items []pendingRecord) error {
+	d, err := os.Open(tmpDir)
+	if err != nil {
+		return fmt.Errorf("open temp dir: %w", err)
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err == nil {
+		return nil
+	}
+	for _, it := range items {
+		for _, r := range it.renames {
+			f, err := os.Open(r.from)
+			if err != nil {
+				return fmt.Errorf("fsync %s: %w", r.from, err)
+			}
+			err = f.Sync()
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("fsync %s: %w", r.from, err)
+			}
+		}
+	}
+	return nil
+}
+
+// mkdirAllTracked is os.MkdirAll that returns the directories it created,
+// so their parents can be fsynced too.
+func mkdirAllTracked(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+	}
+	return missing, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// attachmentSink writes decoded attachments to temp files that Commit
+// renames into <mailbox dir>/<base>/<safe name>.
+type attachmentSink struct {
+	s       *Store
+	relDir  string
+	used    map[string]bool
+	renames []rename
+}
+
+func (a *attachmentSink) Save(index int, filename, contentType string) (io.WriteCloser, string, error) {
+	name := SafeName(filename)
+	if filename == "" || name == "_" {
+		name = fmt.Sprintf("attachment-%d", index+1)
+	}
+	name = uniqueName(name, a.used)
+	f, err := os.Create(a.s.tempName("att"))
+	if err != nil {
+		return nil, "", fmt.Errorf("save attachment %q: %w", name, err)
+	}
+	rel := filepath.Join(a.relDir, name)
+	a.renames = append(a.renames, rename{f.Name(), filepath.Join(a.s.dir, rel)})
+	return f, filepath.ToSlash(rel), nil
+}
+
+// uniqueName appends -2, -3 … before the extension when a message carries
+// two attachments of the same name.
+func uniqueName(name string, used map[string]bool) string {
+	cand := name
+	ext := filepath.Ext(name)
+	stem := strings.TrimSuffix(name, ext)
+	for i := 2; used[strings.ToLower(cand)]; i++ {
+		cand = fmt.Sprintf("%s-%d%s", stem, i, ext)
+	}
+	used[strings.ToLower(cand)] = true
+	return cand
+}

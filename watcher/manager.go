@@ -1,0 +1,176 @@
+// Package watcher owns the IMAP side of mailtap: one session per watched
+// mailbox (dial, TLS, authenticate, EXAMINE, catch up from the checkpoint,
+// IDLE or poll, detect dead connections, back off and reconnect), the
+// Pause/Resume/Reconnect controls, and the events published through a Hub.
+// It hands message bytes to jsonstore and knows nothing of UIs or the JSON
+// layout.
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"mailtap/config"
+	"mailtap/jsonstore"
+)
+
+// Options are the optional parts of a Manager; nil means defaults.
+type Options struct {
+	Logger    *slog.Logger // default: slog.Default()
+	Hub       *Hub         // default: a new hub
+	Metrics   *Metrics     // default: none
+	Once      bool         // catch up every mailbox once, then Run returns
+	BatchSize int          // UIDs per FETCH and per group commit; default 200
+}
+
+// Manager runs one session per watched mailbox and is the Controller that
+// UIs use. New does no I/O; Run does the work.
+type Manager struct {
+	cfg       *config.Config
+	store     *jsonstore.Store
+	log       *slog.Logger
+	hub       *Hub
+	metrics   *Metrics
+	once      bool
+	batchSize int
+	started   time.Time
+
+	sessions []*session
+	byID     map[string]*session
+	running  sync.WaitGroup
+}
+
+var _ Controller = (*Manager)(nil)
+
+// ErrUnknownMailbox is returned by controls given an id that is not watched.
+var ErrUnknownMailbox = errors.New("unknown mailbox")
+
+// New prepares sessions for every (account, mailbox) of cfg.
+func New(cfg *config.Config, store *jsonstore.Store, opts *Options) *Manager {
+	if opts == nil {
+		opts = &Options{}
+	}
+	m := &Manager{cfg: cfg, store: store, log: opts.Logger, hub: opts.Hub, metrics: opts.Metrics,
+		once: opts.Once, batchSize: opts.BatchSize, byID: map[string]*session{}, started: time.Now()}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.hub == nil {
+		m.hub = NewHub()
+	}
+	if m.batchSize <= 0 {
+		m.batchSize = 200
+	}
+	for i := range cfg.Accounts {
+		acct := &cfg.Accounts[i]
+		for _, mb := range acct.Mailboxes {
+			s := newSession(m, acct, mb)
+			m.sessions = append(m.sessions, s)
+			m.byID[s.id.String()] = s
+		}
+	}
+	return m
+}
+
+// Run runs every session until ctx is cancelled (then returns nil after each
+// has finished its record in flight and written its checkpoint). In once mode
+// it returns when every mailbox has caught up, with the errors of those that
+// could not.
+func (m *Manager) Run(ctx context.Context) error {
+	errs := make([]error, len(m.sessions))
+	for i, s := range m.sessions {
+		m.running.Add(1)
+		go func() {
+			defer m.running.Done()
+			if err := s.run(ctx); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", s.id, err)
+			}
+		}()
+	}
+	m.running.Wait()
+	return errors.Join(errs...)
+}
+
+// Hub is where events are published.
+func (m *Manager) Hub() *Hub { return m.hub }
+
+// Subscribe is Hub().Subscribe.
+func (m *Manager) Subscribe(buffer int) *Subscription { return m.hub.Subscribe(buffer) }
+
+func (m *Manager) each(id string, f func(*session)) error {
+	if id == "" {
+		for _, s := range m.sessions {
+			f(s)
+		}
+		return nil
+	}
+	s, ok := m.byID[id]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownMailbox, id)
+	}
+	f(s)
+	return nil
+}
+
+// Pause stops capturing (the connection is closed); mail that arrives
+// meanwhile stays on the server and is captured on Resume.
+func (m *Manager) Pause(id string) error {
+	return m.each(id, func(s *session) { s.setPaused(true) })
+}
+
+// Resume undoes Pause.
+func (m *Manager) Resume(id string) error {
+	return m.each(id, func(s *session) { s.setPaused(false) })
+}
+
+// Reconnect drops the connection now and reconnects at once, resetting
+// backoff (also cutting short a pending auth retry).
+func (m *Manager) Reconnect(id string) error {
+	return m.each(id, func(s *session) { s.requestReconnect() })
+}
+
+// Status returns a snapshot of every mailbox, in config order.
+func (m *Manager) Status() []MailboxStatus {
+	out := make([]MailboxStatus, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		out = append(out, s.snapshot())
+	}
+	return out
+}
+
+// Healthy reports whether every session loop is alive: each proves it
+// every few seconds while waiting, and on every message while capturing. A
+// loop stuck longer than the allowed silence is wedged.
+func (m *Manager) Healthy() (bool, string) {
+	limit := 2*m.cfg.Watch.ResponseTimeout.Duration + 4*heartbeatEvery
+	now := time.Now()
+	for _, s := range m.sessions {
+		hb := time.Unix(0, s.heartbeat.Load())
+		if now.Sub(hb) > limit {
+			return false, fmt.Sprintf("%s: session loop silent for %s", s.id, now.Sub(hb).Round(time.Second))
+		}
+	}
+	return true, "all session loops alive"
+}
+
+// Ready reports whether every mailbox is connected (idle, polling or
+// syncing) or deliberately paused.
+func (m *Manager) Ready() (bool, string) {
+	for _, s := range m.sessions {
+		st := s.snapshot()
+		switch st.State {
+		case StateIdle, StatePolling, StateSyncing, StatePaused:
+		default:
+			why := fmt.Sprintf("%s is %s", st.Mailbox, st.State)
+			if st.Err != "" {
+				why += ": " + st.Err
+			}
+			return false, why
+		}
+	}
+	return true, "every mailbox connected or paused"
+}

@@ -1,0 +1,812 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailtap/config"
+	"mailtap/jsonstore"
+)
+
+// Internal reasons for leaving a connection; never shown to users.
+var (
+	errPauseRequested     = errors.New("pause requested")
+	errReconnectRequested = errors.New("reconnect requested")
+	errConnectionLost     = errors.New("connection lost")
+)
+
+// storeError marks failures to write to the output dir (disk full,
+// permissions): state "error", retried, checkpoint untouched.
+type storeError struct{ err error }
+
+func (e storeError) Error() string { return e.err.Error() }
+func (e storeError) Unwrap() error { return e.err }
+
+// heartbeatEvery is how often a waiting session proves it is alive.
+const heartbeatEvery = 5 * time.Second
+
+// authRetryMin is the first delay after a refused login; it doubles up to
+// authRetryMax. Far slower than network backoff: a wrong password retried
+// quickly gets accounts locked.
+var (
+	authRetryMin = time.Minute
+	authRetryMax = 30 * time.Minute
+)
+
+// session watches one mailbox. Its Run goroutine is the only one that
+// touches its IMAP client; other goroutines talk to it through the control
+// flags and the wake channel.
+type session struct {
+	id    MailboxID
+	acct  *config.Account
+	watch *config.Watch
+	m     *Manager
+	log   *slog.Logger
+
+	wake    chan struct{} // 1-slot: controls changed
+	newMail chan struct{} // 1-slot: server reported EXISTS
+
+	mu        sync.Mutex
+	paused    bool
+	reconnect bool
+	status    MailboxStatus
+	notifyAt  time.Time // first unserved EXISTS notification, for latency
+
+	heartbeat atomic.Int64 // unix nanos
+}
+
+func newSession(m *Manager, acct *config.Account, mailbox string) *session {
+	s := &session{
+		id: MailboxID{Account: acct.Name, Mailbox: mailbox}, acct: acct, watch: &m.cfg.Watch, m: m,
+		wake: make(chan struct{}, 1), newMail: make(chan struct{}, 1),
+	}
+	s.log = m.log.With("account", acct.Name, "mailbox", mailbox)
+	s.status = MailboxStatus{Mailbox: s.id, State: StateStopped, Since: time.Now()}
+	if st, ok := m.store.State(acct.Name, mailbox); ok {
+		s.status.UIDValidity, s.status.LastUID = st.UIDValidity, st.LastUID
+	}
+	s.beat()
+	return s
+}
+
+func (s *session) beat() { s.heartbeat.Store(time.Now().UnixNano()) }
+
+func (s *session) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) setPaused(p bool) {
+	s.mu.Lock()
+	s.paused = p
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *session) requestReconnect() {
+	s.mu.Lock()
+	s.reconnect = true
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *session) isPaused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused
+}
+
+// takeRequest reports a pending pause or reconnect request as an error that
+// makes the connection loop return.
+func (s *session) takeRequest() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.paused {
+		return errPauseRequested
+	}
+	if s.reconnect {
+		s.reconnect = false
+		return errReconnectRequested
+	}
+	return nil
+}
+
+func (s *session) snapshot() MailboxStatus {
+	s.mu.Lock()
+	st := s.status
+	st.Paused = s.paused
+	s.mu.Unlock()
+	st.Heartbeat = time.Unix(0, s.heartbeat.Load())
+	return st
+}
+
+func (s *session) setState(state State, err error, next time.Time) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	s.mu.Lock()
+	changed := s.status.State != state || s.status.Err != msg || !s.status.NextRetry.Equal(next)
+	prev := s.status.State
+	s.status.State, s.status.Err, s.status.NextRetry = state, msg, next
+	if prev != state {
+		s.status.Since = time.Now()
+	}
+	s.mu.Unlock()
+	if !changed {
+		return
+	}
+	s.m.metrics.setState(s.id, state)
+	s.m.hub.Publish(StateChanged{Mailbox: s.id, State: state, Err: msg, NextRetry: next, At: time.Now()})
+	attrs := []any{"state", string(state)}
+	if msg != "" {
+		attrs = append(attrs, "err", msg)
+	}
+	if !next.IsZero() {
+		attrs = append(attrs, "next_retry", time.Until(next).Round(time.Second).String())
+	}
+	switch state {
+	case StateReconnecting, StateAuthFailed, StateError:
+		s.log.Warn("mailbox state", attrs...)
+	default:
+		s.log.Info("mailbox state", attrs...)
+	}
+}
+
+// run is the session's life: connect, watch, and on failure wait and
+// reconnect, until ctx ends. In once mode it returns after one catch-up.
+func (s *session) run(ctx context.Context) error {
+	net := newBackoff(time.Second, s.watch.MaxBackoff.Duration)
+	auth := newBackoff(authRetryMin, authRetryMax)
+	for {
+		if ctx.Err() != nil {
+			s.setState(StateStopped, nil, time.Time{})
+			return nil
+		}
+		if s.isPaused() {
+			s.setState(StatePaused, nil, time.Time{})
+			if !s.waitResume(ctx) {
+				continue
+			}
+		}
+		err := s.connectAndWatch(ctx, func() { net.reset(); auth.reset() })
+		if ctx.Err() != nil {
+			s.setState(StateStopped, nil, time.Time{})
+			return nil
+		}
+		if s.m.once {
+			if err != nil {
+				s.setState(StateError, err, time.Time{})
+			} else {
+				s.setState(StateStopped, nil, time.Time{})
+			}
+			return err
+		}
+		var se storeError
+		var delay time.Duration
+		var state State
+		switch {
+		case errors.Is(err, errPauseRequested):
+			continue
+		case errors.Is(err, errReconnectRequested):
+			net.reset()
+			s.m.metrics.reconnect(s.id)
+			s.setState(StateReconnecting, nil, time.Now())
+			continue
+		case errors.Is(err, ErrAuth):
+			s.m.metrics.authFailure(s.id)
+			state, delay = StateAuthFailed, auth.next()
+		case errors.As(err, &se):
+			state, delay = StateError, net.next()
+		default:
+			state, delay = StateReconnecting, net.next()
+		}
+		s.mu.Lock()
+		s.status.Errors++
+		s.mu.Unlock()
+		next := time.Now().Add(delay)
+		s.setState(state, err, next)
+		if !s.sleep(ctx, delay) {
+			continue // woken by a control: re-evaluate at once
+		}
+		s.m.metrics.reconnect(s.id)
+	}
+}
+
+// sleep waits d, returning false early if a control arrives (a Reconnect
+// skips the remaining backoff, a Pause takes effect at once).
+func (s *session) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	hb := time.NewTicker(heartbeatEvery)
+	defer hb.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			s.beat()
+			return true
+		case <-hb.C:
+			s.beat()
+		case <-s.wake:
+			s.beat()
+			s.mu.Lock()
+			r := s.reconnect || s.paused
+			s.reconnect = false
+			s.mu.Unlock()
+			if r {
+				return false
+			}
+		}
+	}
+}
+
+// waitResume blocks while paused; false if ctx ended.
+func (s *session) waitResume(ctx context.Context) bool {
+	hb := time.NewTicker(heartbeatEvery)
+	defer hb.Stop()
+	for s.isPaused() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-hb.C:
+			s.beat()
+		case <-s.wake:
+			s.beat()
+		}
+	}
+	s.mu.Lock()
+	s.reconnect = false
+	s.mu.Unlock()
+	return true
+}
+
+// conn is one live IMAP connection of a session.
+type conn struct {
+	c     *imapclient.Client
+	dc    *deadlineConn
+	mbox  string
+	uv    uint32
+	delim rune
+}
+
+// connectAndWatch runs one connection: dial, login, examine, catch up, then
+// IDLE or poll until something ends it. ok is called once the session is
+// fully up, to reset backoff.
+func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
+	s.setState(StateConnecting, nil, time.Time{})
+	secret, err := s.acct.Secret(ctx)
+	if err != nil {
+		return storeError{fmt.Errorf("password for account %q: %w", s.acct.Name, err)}
+	}
+	opts := &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			// Runs on the client's reader goroutine: only signal.
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					s.mu.Lock()
+					if s.notifyAt.IsZero() {
+						s.notifyAt = time.Now()
+					}
+					s.mu.Unlock()
+					select {
+					case s.newMail <- struct{}{}:
+					default:
+					}
+				}
+			},
+		},
+	}
+	c, dc, err := dial(ctx, s.acct, s.watch, opts)
+	if err != nil {
+		return err
+	}
+	// imapclient has no contexts: cancelling ctx closes the client, which
+	// fails whatever command is blocked.
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer func() {
+		stop()
+		if c.State() != imap.ConnStateLogout {
+			dc.expect(2 * time.Second)
+			c.Logout().Wait()
+		}
+		c.Close()
+	}()
+	if err := login(c, s.acct, secret); err != nil {
+		return err
+	}
+	cn := &conn{c: c, dc: dc, mbox: s.id.Mailbox}
+	sel, err := c.Select(s.id.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return fmt.Errorf("examine %q: %w", s.id.Mailbox, err)
+	}
+	cn.uv = sel.UIDValidity
+	s.setState(StateSyncing, nil, time.Time{})
+	if err := s.initCheckpoint(ctx, cn, sel); err != nil {
+		return err
+	}
+	if err := s.catchUp(ctx, cn); err != nil {
+		return err
+	}
+	ok()
+	if s.m.once {
+		return nil
+	}
+	if s.watch.IDLE && (c.Caps().Has(imap.CapIdle) || c.Caps().Has(imap.CapIMAP4rev2)) {
+		return s.idleLoop(ctx, cn)
+	}
+	return s.pollLoop(ctx, cn)
+}
+
+// initCheckpoint handles a mailbox seen for the first time (backfill) and a
+// UIDVALIDITY change (capture again under the new value).
+func (s *session) initCheckpoint(ctx context.Context, cn *conn, sel *imap.SelectData) error {
+	st, known := s.m.store.State(s.id.Account, s.id.Mailbox)
+	if known && st.UIDValidity == sel.UIDValidity {
+		return nil
+	}
+	store := func(last uint32) error {
+		if err := s.m.store.SetState(s.id.Account, s.id.Mailbox, sel.UIDValidity, last); err != nil {
+			return storeError{err}
+		}
+		s.mu.Lock()
+		s.status.UIDValidity, s.status.LastUID = sel.UIDValidity, last
+		s.mu.Unlock()
+		return nil
+	}
+	if known {
+		s.log.Warn("UIDVALIDITY changed: capturing the mailbox again under the new value; old files are kept",
+			"old_uidvalidity", st.UIDValidity, "new_uidvalidity", sel.UIDValidity)
+		return store(0)
+	}
+	mode, since := s.acct.BackfillSince()
+	baseline, err := s.highestUID(cn, sel)
+	if err != nil {
+		return err
+	}
+	switch mode {
+	case "all":
+		return store(0)
+	case "unseen", "since":
+		crit := &imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagSeen}}
+		if mode == "since" {
+			crit = &imap.SearchCriteria{Since: since}
+		}
+		if baseline > 0 {
+			crit.UID = []imap.UIDSet{{imap.UIDRange{Start: 1, Stop: imap.UID(baseline)}}}
+		}
+		uids, err := s.search(cn, crit)
+		if err != nil {
+			return err
+		}
+		s.log.Info("first start: backfilling", "mode", mode, "messages", len(uids))
+		// Not contiguous, so the checkpoint cannot move per batch; a crash
+		// repeats this backfill, and deterministic names keep it idempotent.
+		if err := s.fetchAll(ctx, cn, uids, false); err != nil {
+			return err
+		}
+		return store(baseline)
+	default: // none
+		s.log.Info("first start: capturing mail that arrives from now on", "skipped_up_to_uid", baseline)
+		return store(baseline)
+	}
+}
+
+// highestUID is the UID of the newest message at EXAMINE time.
+func (s *session) highestUID(cn *conn, sel *imap.SelectData) (uint32, error) {
+	if sel.NumMessages == 0 {
+		return 0, nil
+	}
+	uids, err := s.search(cn, &imap.SearchCriteria{})
+	if err != nil {
+		return 0, err
+	}
+	if len(uids) == 0 {
+		return 0, nil
+	}
+	return uint32(uids[len(uids)-1]), nil
+}
+
+// search runs UID SEARCH and returns sorted UIDs. A malformed answer is an
+// error, never a panic.
+func (s *session) search(cn *conn, crit *imap.SearchCriteria) ([]imap.UID, error) {
+	cn.dc.expect(s.watch.ResponseTimeout.Duration)
+	data, err := cn.c.UIDSearch(crit, nil).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("search %q: %w", s.id.Mailbox, err)
+	}
+	var uids []imap.UID
+	if set, ok := data.All.(imap.UIDSet); ok && len(set) > 0 {
+		nums, ok := set.Nums()
+		if !ok {
+			return nil, fmt.Errorf("search %q: server answered with an open-ended UID set", s.id.Mailbox)
+		}
+		uids = nums
+	}
+	slices.Sort(uids)
+	return slices.Compact(uids), nil
+}
+
+// catchUp captures every message above the checkpoint. UID SEARCH UID
+// last+1:* also returns the last message when nothing is newer (RFC 3501
+// "*" semantics), so results are filtered by UID.
+func (s *session) catchUp(ctx context.Context, cn *conn) error {
+	for {
+		st, _ := s.m.store.State(s.id.Account, s.id.Mailbox)
+		uids, err := s.search(cn, &imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(st.LastUID + 1), Stop: 0}}}})
+		if err != nil {
+			return err
+		}
+		uids = slices.DeleteFunc(uids, func(u imap.UID) bool { return uint32(u) <= st.LastUID })
+		s.m.metrics.lag(s.id, len(uids))
+		if len(uids) == 0 {
+			return nil
+		}
+		if err := s.fetchAll(ctx, cn, uids, true); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// fetchAll fetches uids (sorted) in batches, committing each batch durably
+// before the checkpoint moves (if advance).
+func (s *session) fetchAll(ctx context.Context, cn *conn, uids []imap.UID, advance bool) error {
+	size := s.m.batchSize
+	for len(uids) > 0 {
+		if err := s.takeRequest(); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		n := min(size, len(uids))
+		if err := s.fetchBatch(ctx, cn, uids[:n], advance); err != nil {
+			return err
+		}
+		uids = uids[n:]
+	}
+	return nil
+}
+
+// fetchBatch streams one UID FETCH into a jsonstore batch and commits it.
+func (s *session) fetchBatch(ctx context.Context, cn *conn, uids []imap.UID, advance bool) error {
+	s.mu.Lock()
+	notified := s.notifyAt
+	s.notifyAt = time.Time{}
+	s.mu.Unlock()
+
+	var set imap.UIDSet
+	set.AddNum(uids...)
+	want := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		want[uint32(u)] = true
+	}
+	batch := s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, cn.delim)
+	defer batch.Discard()
+
+	cn.dc.expect(s.watch.ResponseTimeout.Duration)
+	cmd := cn.c.Fetch(set, &imap.FetchOptions{
+		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	got := map[uint32]bool{}
+	var firstErr error
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		if firstErr != nil {
+			continue // drain
+		}
+		uid, err := s.readMessage(ctx, batch, msg)
+		if err != nil {
+			firstErr = err
+			// Stop reading bodies; closing the client fails the command
+			// rather than streaming megabytes we will throw away.
+			if ctx.Err() == nil {
+				cn.c.Close()
+			}
+			continue
+		}
+		if uid != 0 && want[uid] {
+			got[uid] = true
+		}
+		s.beat()
+	}
+	cerr := cmd.Close()
+	if firstErr != nil {
+		if ctx.Err() != nil && batch.Len() > 0 {
+			// Shutting down: keep what is complete, then stop.
+			s.commit(batch, uids, got, notified, advance)
+			return ctx.Err()
+		}
+		return firstErr
+	}
+	if cerr != nil {
+		if ctx.Err() != nil && batch.Len() > 0 {
+			s.commit(batch, uids, got, notified, advance)
+			return ctx.Err()
+		}
+		return fmt.Errorf("fetch from %q: %w", s.id.Mailbox, cerr)
+	}
+	// UIDs we asked for but did not get were expunged meanwhile, or the
+	// server failed to send them. Only the first is safe to skip.
+	var missing []imap.UID
+	for _, u := range uids {
+		if !got[uint32(u)] {
+			missing = append(missing, u)
+		}
+	}
+	if len(missing) > 0 {
+		still, err := s.search(cn, &imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(missing...)}})
+		if err != nil {
+			return err
+		}
+		if len(still) > 0 {
+			return fmt.Errorf("fetch from %q: server did not return %d existing message(s), e.g. UID %d", s.id.Mailbox, len(still), still[0])
+		}
+		s.log.Info("messages expunged before they could be fetched", "count", len(missing))
+		for _, u := range missing {
+			got[uint32(u)] = true
+		}
+	}
+	return s.commit(batch, uids, got, notified, advance)
+}
+
+// commit makes the batch durable, advances the checkpoint to the highest
+// UID below which everything was captured, and publishes Captured events.
+func (s *session) commit(batch *jsonstore.Batch, uids []imap.UID, got map[uint32]bool, notified time.Time, advance bool) error {
+	var advanceTo uint32
+	if advance {
+		for _, u := range uids {
+			if !got[uint32(u)] {
+				break
+			}
+			advanceTo = uint32(u)
+		}
+	}
+	res, err := batch.Commit(advanceTo)
+	now := time.Now()
+	for _, sum := range res.Summaries {
+		s.m.metrics.captured(s.id, sum, notified, now)
+		s.m.hub.Publish(Captured{Mailbox: s.id, Summary: sum, At: now})
+		s.log.Info("captured", "uid", sum.UID, "size", sum.Size, "path", sum.Path)
+	}
+	s.m.metrics.bytes(s.id, res.Bytes)
+	s.mu.Lock()
+	s.status.Captured += int64(len(res.Summaries))
+	if len(res.Summaries) > 0 {
+		s.status.LastCapture = now
+	}
+	if err == nil && advanceTo > 0 {
+		s.status.LastUID = advanceTo
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return storeError{fmt.Errorf("write records for %s: %w", s.id, err)}
+	}
+	return nil
+}
+
+// readMessage consumes one FETCH response. The body usually follows UID
+// (go-imap asks for UID first) but FLAGS, INTERNALDATE and RFC822.SIZE may
+// come after it, so the record is finished only at the end.
+func (s *session) readMessage(ctx context.Context, batch *jsonstore.Batch, msg *imapclient.FetchMessageData) (uint32, error) {
+	var meta jsonstore.Meta
+	var pending *jsonstore.Pending
+	var spill *os.File // body that arrived before its UID
+	defer func() {
+		if spill != nil {
+			spill.Close()
+			os.Remove(spill.Name())
+		}
+	}()
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			meta.UID = uint32(it.UID)
+		case imapclient.FetchItemDataFlags:
+			for _, f := range it.Flags {
+				meta.Flags = append(meta.Flags, string(f))
+			}
+		case imapclient.FetchItemDataInternalDate:
+			meta.InternalDate = it.Time
+		case imapclient.FetchItemDataRFC822Size:
+			meta.Size = it.Size
+		case imapclient.FetchItemDataBodySection:
+			var body io.Reader = emptyReader{}
+			if it.Literal != nil {
+				body = &beatReader{r: it.Literal, s: s}
+			}
+			if meta.UID == 0 {
+				f, err := os.CreateTemp(s.m.store.StateDir(), "spill-*")
+				if err != nil {
+					return 0, storeError{fmt.Errorf("spill body: %w", err)}
+				}
+				spill = f
+				if _, err := io.Copy(f, body); err != nil {
+					return 0, fmt.Errorf("read body: %w", err)
+				}
+				continue
+			}
+			p, err := batch.Parse(meta.UID, body)
+			if err != nil {
+				return 0, classify(err)
+			}
+			pending = p
+		}
+	}
+	if meta.UID == 0 {
+		return 0, nil // an unsolicited FETCH (flag change); nothing to store
+	}
+	if spill != nil && pending == nil {
+		if _, err := spill.Seek(0, io.SeekStart); err != nil {
+			return 0, storeError{err}
+		}
+		p, err := batch.Parse(meta.UID, spill)
+		if err != nil {
+			return 0, classify(err)
+		}
+		pending = p
+	}
+	if pending == nil {
+		return 0, fmt.Errorf("uid %d: server sent no body", meta.UID)
+	}
+	if err := batch.Finish(pending, meta); err != nil {
+		return 0, storeError{err}
+	}
+	return meta.UID, nil
+}
+
+// classify tells disk errors (state error) from stream errors (reconnect).
+func classify(err error) error {
+	var pe *os.PathError
+	var le *os.LinkError
+	if errors.As(err, &pe) || errors.As(err, &le) {
+		return storeError{err}
+	}
+	return err
+}
+
+type emptyReader struct{}
+
+func (emptyReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// beatReader keeps the heartbeat fresh while a large body streams.
+type beatReader struct {
+	r io.Reader
+	s *session
+}
+
+func (b *beatReader) Read(p []byte) (int, error) {
+	b.s.beat()
+	return b.r.Read(p)
+}
+
+// idleLoop waits in IDLE for new mail, leaving it every idle_refresh for a
+// NOOP so a dead peer is found even when no mail comes.
+func (s *session) idleLoop(ctx context.Context, cn *conn) error {
+	refresh := s.watch.IdleRefresh.Duration
+	timeout := s.watch.ResponseTimeout.Duration
+	for {
+		if err := s.takeRequest(); err != nil {
+			return err
+		}
+		cn.dc.expect(timeout)
+		idle, err := cn.c.Idle()
+		if err != nil {
+			return fmt.Errorf("idle: %w", err)
+		}
+		s.setState(StateIdle, nil, time.Time{})
+		// Silence is normal now, until our own refresh.
+		cn.dc.expect(refresh + timeout)
+		reason, werr := s.waitIdle(ctx, cn, refresh)
+		cn.dc.expect(timeout)
+		cerr := idle.Close()
+		if cerr == nil {
+			cerr = idle.Wait()
+		}
+		if werr != nil {
+			return werr
+		}
+		if cerr != nil {
+			return fmt.Errorf("leave idle: %w (%w)", cerr, errConnectionLost)
+		}
+		if reason == "refresh" {
+			if err := cn.c.Noop().Wait(); err != nil {
+				return fmt.Errorf("noop: %w", err)
+			}
+		}
+		if err := s.takeRequest(); err != nil {
+			return err
+		}
+		s.setState(StateSyncing, nil, time.Time{})
+		if err := s.catchUp(ctx, cn); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *session) waitIdle(ctx context.Context, cn *conn, refresh time.Duration) (string, error) {
+	t := time.NewTimer(refresh)
+	defer t.Stop()
+	hb := time.NewTicker(heartbeatEvery)
+	defer hb.Stop()
+	for {
+		s.beat()
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-cn.c.Closed():
+			return "", errConnectionLost
+		case <-s.newMail:
+			return "mail", nil
+		case <-t.C:
+			return "refresh", nil
+		case <-s.wake:
+			if err := s.takeRequest(); err != nil {
+				return "", err
+			}
+		case <-hb.C:
+		}
+	}
+}
+
+// pollLoop is for servers without IDLE (or watch.idle false): NOOP and
+// search every poll_interval.
+func (s *session) pollLoop(ctx context.Context, cn *conn) error {
+	interval := s.watch.PollInterval.Duration
+	timeout := s.watch.ResponseTimeout.Duration
+	hb := time.NewTicker(heartbeatEvery)
+	defer hb.Stop()
+	for {
+		s.setState(StatePolling, nil, time.Time{})
+		cn.dc.expect(interval + timeout)
+		t := time.NewTimer(interval)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-cn.c.Closed():
+				t.Stop()
+				return errConnectionLost
+			case <-s.wake:
+				if err := s.takeRequest(); err != nil {
+					t.Stop()
+					return err
+				}
+			case <-s.newMail:
+				t.Stop()
+				break wait
+			case <-t.C:
+				break wait
+			case <-hb.C:
+				s.beat()
+			}
+		}
+		s.beat()
+		cn.dc.expect(timeout)
+		if err := cn.c.Noop().Wait(); err != nil {
+			return fmt.Errorf("noop: %w", err)
+		}
+		if err := s.catchUp(ctx, cn); err != nil {
+			return err
+		}
+	}
+}
