@@ -23,27 +23,34 @@ import (
 // wrong password never hammers an account into lockout.
 var ErrAuth = errors.New("authentication failed")
 
-// deadlineConn arms a read deadline before every Read, so a peer that stops
+// deadlineConn enforces mailtap's own read deadline, so a peer that stops
 // answering (while still ACKing TCP keepalives) is noticed: no byte within
-// the current timeout fails the read, which closes the IMAP client. The
-// session switches the timeout between response_timeout (a command is
-// outstanding) and idle_refresh+response_timeout (IDLE, where silence is
-// normal until the next refresh).
+// the allowed silence fails the read, which closes the IMAP client. The
+// silence is measured from the last byte received or from the last expect
+// call, whichever is later. The session switches it between
+// response_timeout (a command is outstanding) and idle_refresh +
+// response_timeout (IDLE, where silence is normal until the next refresh).
+//
+// imapclient sets deadlines of its own (30 s, none while idle); they are
+// ignored here because this policy must win. A failed read is not re-armed:
+// the decoder retries reads after an error, and each retry would otherwise
+// wait a full timeout again.
 type deadlineConn struct {
 	net.Conn
 	writeTimeout time.Duration
 
-	mu      sync.Mutex // orders timeout changes against the reader's arming
+	mu      sync.Mutex // orders timeout changes against re-arming
 	timeout time.Duration
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	if c.timeout > 0 {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
 		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
-	return c.Conn.Read(p)
+	return n, err
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
@@ -53,8 +60,13 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// expect sets the silence allowed from now on, applying it also to a Read
-// that is already blocked.
+// SetReadDeadline ignores the library's deadlines; see the type comment.
+func (c *deadlineConn) SetReadDeadline(time.Time) error { return nil }
+
+// SetDeadline only passes on the write half, for the same reason.
+func (c *deadlineConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
+
+// expect allows d of silence from now on, also for a Read already blocked.
 func (c *deadlineConn) expect(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -94,7 +106,8 @@ func dial(ctx context.Context, acct *config.Account, w *config.Watch, opts *imap
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
-	dc := &deadlineConn{Conn: raw, writeTimeout: w.ResponseTimeout.Duration, timeout: w.ResponseTimeout.Duration}
+	dc := &deadlineConn{Conn: raw, writeTimeout: w.ResponseTimeout.Duration}
+	dc.expect(w.ResponseTimeout.Duration)
 
 	var c *imapclient.Client
 	switch acct.TLS {

@@ -320,7 +320,9 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer func() {
 		stop()
-		if c.State() != imap.ConnStateLogout {
+		select {
+		case <-c.Closed(): // dead or cancelled: nobody to say goodbye to
+		default:
 			dc.expect(2 * time.Second)
 			c.Logout().Wait()
 		}
