@@ -277,6 +277,8 @@ type Batch struct {
 
 type pendingRecord struct {
 	uid     uint32
+	rec     *Record // until written
+	final   string  // path of the record in <out>
 	bytes   int64
 	renames []rename // attachments and .eml first, the record last
 	summary Summary
@@ -361,17 +363,10 @@ func (b *Batch) Parse(uid uint32, body io.Reader) (p *Pending, err error) {
 	return p, nil
 }
 
-// Finish completes a parsed message with the session's metadata and writes
-// its record to a temp file; the record becomes part of the batch.
-func (b *Batch) Finish(p *Pending, m Meta) (err error) {
-	s := b.s
-	defer func() {
-		if err != nil {
-			for _, r := range p.renames {
-				os.Remove(r.from)
-			}
-		}
-	}()
+// Finish completes a parsed message with the session's metadata and adds
+// it to the batch. The record itself is encoded and written at Commit, off
+// the goroutine that reads the IMAP stream.
+func (b *Batch) Finish(p *Pending, m Meta) error {
 	rec := p.rec
 	rec.SchemaVersion = SchemaVersion
 	rec.ID = RecordID(b.account, b.mailbox, b.uidValidity, p.uid)
@@ -385,24 +380,55 @@ func (b *Batch) Finish(p *Pending, m Meta) (err error) {
 		rec.Size = p.counted
 	}
 	rec.Normalize()
+	final := filepath.Join(b.s.dir, b.relDir, RecordBaseName(b.uidValidity, p.uid)+".json")
+	b.items = append(b.items, pendingRecord{uid: p.uid, rec: rec, final: final, renames: p.renames,
+		bytes: p.counted * boolInt(b.s.opts.SaveRaw)})
+	p.renames = nil
+	return nil
+}
 
+// writeRecords encodes every record of the batch into a temp file, a few
+// at a time in parallel: creating files is syscall-bound, not CPU-bound.
+func (b *Batch) writeRecords() error {
 	indent := ""
-	if s.opts.Pretty {
+	if b.s.opts.Pretty {
 		indent = "  "
 	}
-	data, err := marshal(rec, indent)
-	if err != nil {
-		return fmt.Errorf("uid %d: encode record: %w", p.uid, err)
+	const workers = 4
+	var wg sync.WaitGroup
+	errs := make([]error, len(b.items))
+	next := make(chan int)
+	for range min(workers, len(b.items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = b.writeRecord(&b.items[i], indent)
+			}
+		}()
 	}
-	tmp := s.tempName("rec")
+	for i := range b.items {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (b *Batch) writeRecord(it *pendingRecord, indent string) error {
+	data, err := marshal(it.rec, indent)
+	if err != nil {
+		return fmt.Errorf("uid %d: encode record: %w", it.uid, err)
+	}
+	tmp := b.s.tempName("rec")
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("uid %d: write record: %w", p.uid, err)
+		return fmt.Errorf("uid %d: write record: %w", it.uid, err)
 	}
-	final := filepath.Join(s.dir, b.relDir, RecordBaseName(b.uidValidity, p.uid)+".json")
-	p.renames = append(p.renames, rename{tmp, final})
-	b.items = append(b.items, pendingRecord{uid: p.uid, renames: p.renames,
-		summary: SummaryOf(rec, final), bytes: int64(len(data)) + p.counted*boolInt(s.opts.SaveRaw)})
+	it.renames = append(it.renames, rename{tmp, it.final})
+	it.bytes += int64(len(data))
+	it.summary = SummaryOf(it.rec, it.final)
+	it.rec = nil // the encoded copy is what counts now; free the memory
 	return nil
 }
 
@@ -441,6 +467,10 @@ func marshal(rec *Record, indent string) ([]byte, error) {
 func (b *Batch) Commit(advanceTo uint32) (Committed, error) {
 	s := b.s
 	if len(b.items) > 0 {
+		if err := b.writeRecords(); err != nil {
+			b.Discard()
+			return Committed{}, err
+		}
 		if err := syncTemp(s.tmpDir, b.items); err != nil {
 			b.Discard()
 			return Committed{}, err

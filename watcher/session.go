@@ -467,126 +467,207 @@ func (s *session) catchUp(ctx context.Context, cn *conn) error {
 	}
 }
 
-// fetchAll fetches uids (sorted) in batches, committing each batch durably
-// before the checkpoint moves (if advance).
-func (s *session) fetchAll(ctx context.Context, cn *conn, uids []imap.UID, advance bool) error {
-	size := s.m.batchSize
-	for len(uids) > 0 {
-		if err := s.takeRequest(); err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		n := min(size, len(uids))
-		if err := s.fetchBatch(ctx, cn, uids[:n], advance); err != nil {
-			return err
-		}
-		uids = uids[n:]
-	}
-	return nil
-}
+// fetchChunk is how many UIDs one UID FETCH asks for.
+const fetchChunk = 2000
 
-// fetchBatch streams one UID FETCH into a jsonstore batch and commits it.
-func (s *session) fetchBatch(ctx context.Context, cn *conn, uids []imap.UID, advance bool) error {
+// fetchAll captures uids (sorted). Bodies stream in through UID FETCH and
+// are parsed on this goroutine; every batchSize messages the batch goes to a
+// committer goroutine that writes and syncs it while the next batch
+// streams in (pipelining + group commit). The checkpoint (if advance) moves
+// only over a contiguous prefix of uids whose records are durable.
+func (s *session) fetchAll(ctx context.Context, cn *conn, uids []imap.UID, advance bool) error {
 	s.mu.Lock()
 	notified := s.notifyAt
 	s.notifyAt = time.Time{}
 	s.mu.Unlock()
 
+	cm := newCommitter(s, notified)
+	got := make(map[uint32]bool, len(uids))
+	prefix := 0 // uids[:prefix] are all in a batch
+	var handed uint32
+	handOff := func(b *jsonstore.Batch) {
+		for prefix < len(uids) && got[uint32(uids[prefix])] {
+			prefix++
+		}
+		var to uint32
+		if advance && prefix > 0 && uint32(uids[prefix-1]) > handed {
+			to = uint32(uids[prefix-1])
+			handed = to
+		}
+		if b.Len() > 0 || to > 0 {
+			cm.submit(b, to)
+		}
+	}
+
+	var streamErr error
+	for start := 0; start < len(uids) && streamErr == nil; start += fetchChunk {
+		chunk := uids[start:min(start+fetchChunk, len(uids))]
+		streamErr = s.stream(ctx, cn, chunk, got, cm, handOff)
+	}
+	if streamErr == nil {
+		// UIDs asked for but not received were expunged meanwhile, or the
+		// server failed to send them: only the former may be skipped.
+		var missing []imap.UID
+		for _, u := range uids {
+			if !got[uint32(u)] {
+				missing = append(missing, u)
+			}
+		}
+		if len(missing) > 0 {
+			still, err := s.search(cn, &imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(missing...)}})
+			switch {
+			case err != nil:
+				streamErr = err
+			case len(still) > 0:
+				streamErr = fmt.Errorf("fetch from %q: server did not return %d existing message(s), e.g. UID %d", s.id.Mailbox, len(still), still[0])
+			default:
+				s.log.Info("messages expunged before they could be fetched", "count", len(missing))
+				for _, u := range missing {
+					got[uint32(u)] = true
+				}
+				handOff(s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, cn.delim))
+			}
+		}
+	}
+	commitErr := cm.close()
+	if streamErr != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if commitErr != nil {
+		return commitErr // disk trouble explains a stream we cut short
+	}
+	return streamErr
+}
+
+// stream runs one UID FETCH over chunk, filling batches and handing each
+// full one (and the last) to handOff.
+func (s *session) stream(ctx context.Context, cn *conn, chunk []imap.UID, got map[uint32]bool, cm *committer, handOff func(*jsonstore.Batch)) error {
 	var set imap.UIDSet
-	set.AddNum(uids...)
-	want := make(map[uint32]bool, len(uids))
-	for _, u := range uids {
+	set.AddNum(chunk...)
+	want := make(map[uint32]bool, len(chunk))
+	for _, u := range chunk {
 		want[uint32(u)] = true
 	}
-	batch := s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, cn.delim)
-	defer batch.Discard()
+	newBatch := func() *jsonstore.Batch {
+		return s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, cn.delim)
+	}
+	batch := newBatch()
 
 	cn.dc.expect(s.watch.ResponseTimeout.Duration)
 	cmd := cn.c.Fetch(set, &imap.FetchOptions{
 		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	})
-	got := map[uint32]bool{}
-	var firstErr error
+	var stop error
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		if firstErr != nil {
-			continue // drain
+		if stop != nil {
+			continue // drain what is already buffered
 		}
-		uid, err := s.readMessage(ctx, batch, msg)
-		if err != nil {
-			firstErr = err
-			// Stop reading bodies; closing the client fails the command
-			// rather than streaming megabytes we will throw away.
-			if ctx.Err() == nil {
-				cn.c.Close()
+		uid, err := s.readMessage(batch, msg)
+		if err == nil {
+			if uid != 0 && want[uid] {
+				got[uid] = true
 			}
-			continue
+			s.beat()
+			if batch.Len() >= s.m.batchSize {
+				handOff(batch)
+				batch = newBatch()
+			}
+			if err = cm.failed(); err == nil {
+				err = s.takeRequest()
+			}
+			if err == nil {
+				err = ctx.Err()
+			}
 		}
-		if uid != 0 && want[uid] {
-			got[uid] = true
+		if err != nil {
+			stop = err
+			// Closing the client ends the stream instead of reading
+			// megabytes we would throw away; the connection is being
+			// dropped anyway.
+			cn.c.Close()
 		}
-		s.beat()
 	}
 	cerr := cmd.Close()
-	if firstErr != nil {
-		if ctx.Err() != nil && batch.Len() > 0 {
-			// Shutting down: keep what is complete, then stop.
-			s.commit(batch, uids, got, notified, advance)
-			return ctx.Err()
-		}
-		return firstErr
+	// Whatever is complete is kept, even when the stream broke.
+	handOff(batch)
+	if stop != nil {
+		return stop
 	}
 	if cerr != nil {
-		if ctx.Err() != nil && batch.Len() > 0 {
-			s.commit(batch, uids, got, notified, advance)
-			return ctx.Err()
-		}
 		return fmt.Errorf("fetch from %q: %w", s.id.Mailbox, cerr)
 	}
-	// UIDs we asked for but did not get were expunged meanwhile, or the
-	// server failed to send them. Only the first is safe to skip.
-	var missing []imap.UID
-	for _, u := range uids {
-		if !got[uint32(u)] {
-			missing = append(missing, u)
-		}
-	}
-	if len(missing) > 0 {
-		still, err := s.search(cn, &imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(missing...)}})
-		if err != nil {
-			return err
-		}
-		if len(still) > 0 {
-			return fmt.Errorf("fetch from %q: server did not return %d existing message(s), e.g. UID %d", s.id.Mailbox, len(still), still[0])
-		}
-		s.log.Info("messages expunged before they could be fetched", "count", len(missing))
-		for _, u := range missing {
-			got[uint32(u)] = true
-		}
-	}
-	return s.commit(batch, uids, got, notified, advance)
+	return nil
 }
 
-// commit makes the batch durable, advances the checkpoint to the highest
-// UID below which everything was captured, and publishes Captured events.
-func (s *session) commit(batch *jsonstore.Batch, uids []imap.UID, got map[uint32]bool, notified time.Time, advance bool) error {
-	var advanceTo uint32
-	if advance {
-		for _, u := range uids {
-			if !got[uint32(u)] {
-				break
-			}
-			advanceTo = uint32(u)
+// committer makes batches durable in order on its own goroutine.
+type committer struct {
+	s        *session
+	notified time.Time
+	jobs     chan commitJob
+	done     chan struct{}
+
+	mu  sync.Mutex
+	err error
+}
+
+type commitJob struct {
+	batch     *jsonstore.Batch
+	advanceTo uint32
+}
+
+func newCommitter(s *session, notified time.Time) *committer {
+	cm := &committer{s: s, notified: notified, jobs: make(chan commitJob, 1), done: make(chan struct{})}
+	go cm.run()
+	return cm
+}
+
+func (cm *committer) run() {
+	defer close(cm.done)
+	for job := range cm.jobs {
+		if cm.failed() != nil {
+			job.batch.Discard()
+			continue
+		}
+		if err := cm.s.commit(job.batch, job.advanceTo, cm.notified); err != nil {
+			cm.mu.Lock()
+			cm.err = err
+			cm.mu.Unlock()
 		}
 	}
+}
+
+// submit queues a batch; it blocks while the previous one is still being
+// committed, which bounds memory to about two batches.
+func (cm *committer) submit(b *jsonstore.Batch, advanceTo uint32) {
+	cm.jobs <- commitJob{b, advanceTo}
+}
+
+func (cm *committer) failed() error {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	return cm.err
+}
+
+// close waits for every queued batch and returns the first commit error.
+func (cm *committer) close() error {
+	close(cm.jobs)
+	<-cm.done
+	return cm.failed()
+}
+
+// commit makes the batch durable, advances the checkpoint to advanceTo
+// (0: leave it) and publishes Captured events.
+func (s *session) commit(batch *jsonstore.Batch, advanceTo uint32, notified time.Time) error {
 	res, err := batch.Commit(advanceTo)
 	now := time.Now()
 	for _, sum := range res.Summaries {
 		s.m.metrics.captured(s.id, sum, notified, now)
 		s.m.hub.Publish(Captured{Mailbox: s.id, Summary: sum, At: now})
-		s.log.Info("captured", "uid", sum.UID, "size", sum.Size, "path", sum.Path)
+		s.log.Debug("captured", "uid", sum.UID, "size", sum.Size, "path", sum.Path)
+	}
+	if n := len(res.Summaries); n > 0 {
+		s.log.Info("captured", "records", n, "last_uid", res.Summaries[n-1].UID)
 	}
 	s.m.metrics.bytes(s.id, res.Bytes)
 	s.mu.Lock()
@@ -607,7 +688,7 @@ func (s *session) commit(batch *jsonstore.Batch, uids []imap.UID, got map[uint32
 // readMessage consumes one FETCH response. The body usually follows UID
 // (go-imap asks for UID first) but FLAGS, INTERNALDATE and RFC822.SIZE may
 // come after it, so the record is finished only at the end.
-func (s *session) readMessage(ctx context.Context, batch *jsonstore.Batch, msg *imapclient.FetchMessageData) (uint32, error) {
+func (s *session) readMessage(batch *jsonstore.Batch, msg *imapclient.FetchMessageData) (uint32, error) {
 	var meta jsonstore.Meta
 	var pending *jsonstore.Pending
 	var spill *os.File // body that arrived before its UID

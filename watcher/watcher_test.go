@@ -132,10 +132,10 @@ func (h *harness) waitState(timeout time.Duration, states ...watcher.State) watc
 	return watcher.MailboxStatus{}
 }
 
-// records returns uid → record of every JSON file under out.
-func records(t *testing.T, out string) map[uint32]jsonstore.Record {
+// records returns id → record of every JSON file under out.
+func records(t *testing.T, out string) map[string]jsonstore.Record {
 	t.Helper()
-	got := map[uint32]jsonstore.Record{}
+	got := map[string]jsonstore.Record{}
 	filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -152,17 +152,17 @@ func records(t *testing.T, out string) map[uint32]jsonstore.Record {
 			if err := json.Unmarshal(b, &r); err != nil {
 				t.Fatalf("%s: %v", p, err)
 			}
-			if _, dup := got[r.UID]; dup {
-				t.Fatalf("uid %d written twice", r.UID)
+			if _, dup := got[r.ID]; dup {
+				t.Fatalf("%s written twice", r.ID)
 			}
-			got[r.UID] = r
+			got[r.ID] = r
 		}
 		return nil
 	})
 	return got
 }
 
-func waitRecords(t *testing.T, out string, n int, timeout time.Duration) map[uint32]jsonstore.Record {
+func waitRecords(t *testing.T, out string, n int, timeout time.Duration) map[string]jsonstore.Record {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -171,18 +171,18 @@ func waitRecords(t *testing.T, out string, n int, timeout time.Duration) map[uin
 			return got
 		}
 		if time.Now().After(deadline) {
-			uids := make([]int, 0, len(got))
-			for u := range got {
-				uids = append(uids, int(u))
+			ids := make([]string, 0, len(got))
+			for id := range got {
+				ids = append(ids, id)
 			}
-			sort.Ints(uids)
-			t.Fatalf("want %d records, have %d: %v", n, len(got), uids)
+			sort.Strings(ids)
+			t.Fatalf("want %d records, have %d: %v", n, len(got), ids)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func subjects(recs map[uint32]jsonstore.Record) map[string]bool {
+func subjects(recs map[string]jsonstore.Record) map[string]bool {
 	s := map[string]bool{}
 	for _, r := range recs {
 		s[r.Subject] = true
