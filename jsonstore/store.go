@@ -536,32 +536,52 @@ func (b *Batch) Discard() {
 	b.items = nil
 }
 
-// syncTemp makes every temp file's data durable: one syncfs(2) for the
-// whole filesystem is far cheaper than an fsync per file; where syncfs is
-// unavailable, fall back to fsyncing each file.
+// syncfsThreshold: up to this many temp files, fsync them one by one (in
+// parallel); above it, one syncfs(2) for the whole filesystem is cheaper.
+// syncfs also flushes other programs' dirty data, which makes it slow for
+// the single new message of an IDLE notification on a busy machine.
+const syncfsThreshold = 16
+
+// syncTemp makes every temp file's data durable before any is renamed.
 func syncTemp(tmpDir string, items []pendingRecord) error {
-	d, err := os.Open(tmpDir)
-	if err != nil {
-		return fmt.Errorf("open temp dir: %w", err)
-	}
-	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err == nil {
-		return nil
-	}
+	var files []string
 	for _, it := range items {
 		for _, r := range it.renames {
-			f, err := os.Open(r.from)
-			if err != nil {
-				return fmt.Errorf("fsync %s: %w", r.from, err)
-			}
-			err = f.Sync()
-			f.Close()
-			if err != nil {
-				return fmt.Errorf("fsync %s: %w", r.from, err)
-			}
+			files = append(files, r.from)
 		}
 	}
-	return nil
+	if len(files) > syncfsThreshold {
+		d, err := os.Open(tmpDir)
+		if err != nil {
+			return fmt.Errorf("open temp dir: %w", err)
+		}
+		err = unix.Syncfs(int(d.Fd()))
+		d.Close()
+		if err == nil {
+			return nil
+		}
+		// Not supported here: fall back to fsyncing each file.
+	}
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, syncfsThreshold) // bounds open files
+	for i, name := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f, err := os.Open(name)
+			if err == nil {
+				err = f.Sync()
+				f.Close()
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("fsync %s: %w", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // mkdirAllTracked is os.MkdirAll that returns the directories it created,
