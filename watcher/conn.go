@@ -175,8 +175,8 @@ func login(c *imapclient.Client, acct *config.Account, secret string) error {
 	case "xoauth2":
 		err = c.Authenticate(&xoauth2Client{user: acct.Username, token: secret})
 	case "oauthbearer":
-		err = c.Authenticate(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{
-			Username: acct.Username, Token: secret, Host: acct.Host, Port: acct.Port}))
+		err = c.Authenticate(oauthBearerClient{sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{
+			Username: acct.Username, Token: secret, Host: acct.Host, Port: acct.Port})})
 	default: // plain
 		if c.Caps().Has(imap.AuthCap(sasl.Plain)) {
 			err = c.Authenticate(sasl.NewPlainClient("", acct.Username, secret))
@@ -205,3 +205,11 @@ func (x *xoauth2Client) Start() (string, []byte, error) {
 // Next answers the server's error challenge with an empty response, as the
 // mechanism requires, so the server sends its tagged NO.
 func (x *xoauth2Client) Next([]byte) ([]byte, error) { return []byte{}, nil }
+
+// oauthBearerClient answers the server's error challenge with the dummy
+// %x01 of RFC 7628 §3.2.3, so the server ends the exchange with a tagged NO
+// (an auth failure, retried slowly); go-sasl's client aborts client-side
+// instead, which would look like a network error and be retried fast.
+type oauthBearerClient struct{ sasl.Client }
+
+func (oauthBearerClient) Next([]byte) ([]byte, error) { return []byte{0x01}, nil }

@@ -425,3 +425,23 @@ func TestWatcher_onceMode(t *testing.T) {
 		t.Errorf("checkpoint %d", st.LastUID)
 	}
 }
+
+func TestWatcher_authFailureSASL(t *testing.T) {
+	for _, mech := range []string{"login", "xoauth2", "oauthbearer"} {
+		t.Run(mech, func(t *testing.T) {
+			srv := testimap.StartMem(t)
+			out := t.TempDir()
+			cfg := testConfig(srv, out)
+			cfg.Accounts[0].Auth = mech
+			cfg.Accounts[0].Password = "bad-token"
+			h := start(t, cfg, nil)
+			h.waitState(5*time.Second, watcher.StateAuthFailed)
+			h.stop()
+
+			cfg.Accounts[0].Password = srv.Password()
+			start(t, cfg, nil)
+			srv.Deliver(t, "INBOX", msg("authenticated with "+mech, 1))
+			waitRecords(t, out, 1, 10*time.Second)
+		})
+	}
+}
