@@ -1,0 +1,312 @@
+// mailtap status page. Everything that came from a server (mailbox names,
+// errors, senders, subjects) is put into the page with textContent, never
+// as HTML.
+'use strict';
+
+const TOKEN_KEY = 'mailtap-token';
+const RECENT_MAX = 50;
+const POLL_MS = 3000;
+
+let mailboxes = [];
+let recent = [];
+let tokenRequired = false;
+let skew = 0; // server clock minus browser clock, ms
+const cards = new Map(); // mailbox id -> card elements
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function button(action, id, label) {
+  const b = el('button', '', label);
+  b.type = 'button';
+  b.dataset.action = action;
+  b.dataset.mailbox = id;
+  return b;
+}
+
+// ---- time ----------------------------------------------------------------
+
+const now = () => Date.now() + skew;
+
+function clock(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  const t = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  if (d.toDateString() === new Date(now()).toDateString()) return t;
+  return d.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ' ' + t.slice(0, 5);
+}
+
+function span(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return s + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm ' + (s % 60) + 's';
+  if (s < 86400) return Math.floor(s / 3600) + 'h ' + Math.floor((s % 3600) / 60) + 'm';
+  return Math.floor(s / 86400) + 'd';
+}
+
+function ago(iso) {
+  return iso ? clock(iso) + ' (' + span(now() - Date.parse(iso)) + ' ago)' : 'none this run';
+}
+
+// ---- rendering -----------------------------------------------------------
+
+const STATES = ['connecting', 'syncing', 'idle', 'polling', 'paused', 'reconnecting', 'auth_failed', 'error', 'stopped'];
+
+function card(id) {
+  let c = cards.get(id);
+  if (c) return c;
+  c = { root: el('article', 'card') };
+  c.root.dataset.mailbox = id;
+  const h = el('h3');
+  h.append(el('span', '', id));
+  c.badge = el('span', 'badge');
+  h.append(c.badge);
+  c.err = el('p', 'err');
+  const dl = el('dl');
+  const row = (label) => {
+    dl.append(el('dt', '', label));
+    const dd = el('dd');
+    dl.append(dd);
+    return dd;
+  };
+  c.retry = row('Next retry');
+  c.counts = row('Captured');
+  c.last = row('Last capture');
+  c.uid = row('Checkpoint');
+  const acts = el('div', 'actions');
+  c.pause = button('pause', id, 'Pause');
+  c.resume = button('resume', id, 'Resume');
+  acts.append(c.pause, c.resume, button('reconnect', id, 'Reconnect'));
+  c.root.append(h, c.err, dl, acts);
+  cards.set(id, c);
+  return c;
+}
+
+function renderMailboxes() {
+  const box = $('mailboxes');
+  const seen = new Set();
+  for (const m of mailboxes) {
+    const c = card(m.id);
+    seen.add(m.id);
+    const state = STATES.includes(m.state) ? m.state : 'stopped';
+    c.badge.className = 'badge s-' + state;
+    c.badge.textContent = m.state.replace('_', ' ');
+    c.err.textContent = m.error || '';
+    c.err.hidden = !m.error;
+    c.retry.dataset.until = m.next_retry || '';
+    c.counts.textContent = m.captured + ' this run · ' + m.errors + (m.errors === 1 ? ' error' : ' errors');
+    c.last.dataset.at = m.last_capture || '';
+    c.uid.textContent = m.uid_validity ? 'UID ' + m.last_uid + ' (validity ' + m.uid_validity + ')' : '—';
+    c.pause.disabled = m.paused;
+    c.resume.disabled = !m.paused;
+    box.append(c.root); // keeps server order; moves, never recreates
+  }
+  for (const [id, c] of cards) {
+    if (!seen.has(id)) {
+      c.root.remove();
+      cards.delete(id);
+    }
+  }
+  tick();
+}
+
+// tick refreshes what depends on the clock: countdowns and "ago".
+function tick() {
+  for (const c of cards.values()) {
+    const until = c.retry.dataset.until;
+    if (!until) c.retry.textContent = '—';
+    else {
+      const left = Date.parse(until) - now();
+      c.retry.textContent = left > 0 ? 'in ' + span(left) : 'now';
+    }
+    c.last.textContent = ago(c.last.dataset.at);
+  }
+}
+
+function renderRecent() {
+  const list = $('recent');
+  const items = recent.map((r) => {
+    const li = el('li');
+    li.dataset.id = r.id;
+    const time = el('time', 'time', clock(r.captured_at));
+    time.dateTime = r.captured_at;
+    time.title = 'captured ' + new Date(r.captured_at).toLocaleString() + (r.date ? '\nsent ' + new Date(r.date).toLocaleString() : '');
+    const from = el('span', 'from', r.from || '(no sender)');
+    from.title = r.from || '';
+    const subj = el('span', 'subject', (r.attachments > 0 ? '📎 ' : '') + (r.subject || '(no subject)'));
+    subj.title = r.subject || '';
+    subj.append(el('span', 'mbox', r.mailbox));
+    li.append(time, from, subj);
+    return li;
+  });
+  list.replaceChildren(...items);
+  $('no-recent').hidden = recent.length > 0;
+}
+
+function renderAuth() {
+  $('auth').hidden = !tokenRequired || !!sessionStorage.getItem(TOKEN_KEY);
+}
+
+function notice(msg) {
+  const n = $('notice');
+  n.textContent = msg || '';
+  n.hidden = !msg;
+}
+
+function setConn(text, cls) {
+  const c = $('conn');
+  c.textContent = text;
+  c.className = 'conn ' + (cls || '');
+}
+
+// ---- data ----------------------------------------------------------------
+
+function applyStatus(s) {
+  if (s.now) skew = Date.parse(s.now) - Date.now();
+  $('version').textContent = s.version || '';
+  tokenRequired = !!s.token_required;
+  mailboxes = s.mailboxes || [];
+  recent = (s.recent || []).slice(0, RECENT_MAX);
+  renderAuth();
+  renderMailboxes();
+  renderRecent();
+}
+
+function applyCaptured(c) {
+  const have = new Set(recent.map((r) => r.id));
+  const fresh = (c.items || []).filter((r) => !have.has(r.id));
+  if (fresh.length) {
+    recent = fresh.concat(recent).slice(0, RECENT_MAX);
+    renderRecent();
+  }
+  if (c.mailboxes) {
+    mailboxes = c.mailboxes;
+    renderMailboxes();
+  }
+}
+
+// ---- live updates: SSE, falling back to polling -------------------------
+
+let pollTimer = 0;
+let live = false; // the event stream is delivering
+
+async function poll() {
+  try {
+    const r = await fetch('/api/status', { cache: 'no-store' });
+    if (!r.ok) throw new Error(r.status);
+    const s = await r.json();
+    if (live) return; // the stream took over meanwhile and is newer
+    applyStatus(s);
+    setConn('polling', 'live');
+  } catch (e) {
+    setConn('disconnected, retrying…', 'down');
+  }
+}
+
+function startPolling() {
+  if (pollTimer) return;
+  poll();
+  pollTimer = setInterval(poll, POLL_MS);
+}
+
+function stopPolling() {
+  clearInterval(pollTimer);
+  pollTimer = 0;
+}
+
+function connect() {
+  if (!window.EventSource) {
+    startPolling();
+    return;
+  }
+  const es = new EventSource('/api/events');
+  // A stream that never opens (a buffering proxy) or that the server
+  // refused for good is replaced by polling; the browser keeps retrying a
+  // stream that merely broke, and polling covers the gap meanwhile.
+  const fallback = setTimeout(startPolling, 5000);
+  es.addEventListener('status', (e) => {
+    clearTimeout(fallback);
+    stopPolling();
+    live = true;
+    setConn('live', 'live');
+    applyStatus(JSON.parse(e.data));
+  });
+  es.addEventListener('captured', (e) => applyCaptured(JSON.parse(e.data)));
+  es.onerror = () => {
+    live = false;
+    if (es.readyState === EventSource.CLOSED) {
+      startPolling();
+      setTimeout(connect, 30000); // try the stream again later
+    } else {
+      setConn('reconnecting…', 'down');
+      startPolling();
+    }
+  };
+}
+
+// ---- controls ------------------------------------------------------------
+
+async function control(action, id, btn) {
+  const headers = {};
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const url = '/api/' + action + (id ? '?mailbox=' + encodeURIComponent(id) : '');
+  btn.disabled = true;
+  try {
+    const r = await fetch(url, { method: 'POST', headers, cache: 'no-store' });
+    const body = await r.json().catch(() => ({}));
+    if (r.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      tokenRequired = true;
+      renderAuth();
+      notice(token ? 'The token was not accepted. Enter it again.' : 'Enter the control token first.');
+      $('token').focus();
+      return;
+    }
+    if (!r.ok) {
+      notice(action + ' failed: ' + (body.error || r.status));
+      return;
+    }
+    notice('');
+    // Take only the paused flag from the answer: it is set by the time the
+    // server answers, while the state changes a moment later and reaches us
+    // through the stream, possibly before this answer does.
+    const paused = new Map((body.mailboxes || []).map((m) => [m.id, m.paused]));
+    for (const m of mailboxes) if (paused.has(m.id)) m.paused = paused.get(m.id);
+    if (!live) poll();
+  } catch (e) {
+    notice(action + ' failed: the server cannot be reached.');
+  } finally {
+    btn.disabled = false;
+    renderMailboxes(); // restores per-mailbox button states
+  }
+}
+
+document.addEventListener('click', (e) => {
+  const b = e.target.closest('button[data-action]');
+  if (b) control(b.dataset.action, b.dataset.mailbox, b);
+});
+
+$('auth').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const t = $('token').value.trim();
+  $('token').value = '';
+  if (!t) return;
+  sessionStorage.setItem(TOKEN_KEY, t);
+  notice('');
+  renderAuth();
+});
+
+$('forget').addEventListener('click', () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  renderAuth();
+});
+
+setInterval(tick, 1000);
+connect();
