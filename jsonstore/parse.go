@@ -1,0 +1,665 @@
+package jsonstore
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/textproto"
+)
+
+// DefaultMaxBodyBytes is used when ParseOptions.MaxBodyBytes is zero.
+const DefaultMaxBodyBytes = 1 << 20
+
+// ParseOptions controls Parse.
+type ParseOptions struct {
+	// MaxBodyBytes cuts text and html (each) at this many bytes, on a UTF-8
+	// boundary, and sets Record.Truncated. Zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Attachments, if non-nil, receives the decoded bytes of every attachment
+	// (output.attachments = "save"). Nil means metadata only.
+	Attachments AttachmentSink
+}
+
+// AttachmentSink stores decoded attachments while they stream by.
+type AttachmentSink interface {
+	// Save is called once per attachment, in record order (index is its
+	// position in Record.Attachments). It returns where to write the decoded
+	// bytes and the path, relative to <out>, that the file will have once the
+	// record is committed (Attachment.SavedAs). The parser closes w.
+	// A nil w (with a nil error) skips saving that attachment.
+	Save(index int, filename, contentType string) (w io.WriteCloser, savedAs string, err error)
+}
+
+// Limits that keep a hostile message from costing more than a bounded
+// amount of memory or record size. Each one that bites leaves a parse error.
+const (
+	// maxDepth is how deep multiparts nest before the rest of a branch is
+	// kept as one opaque attachment.
+	maxDepth = 32
+	// maxAttachments is how many attachments a record lists.
+	maxAttachments = 1000
+	// maxParseErrors is how many parse errors a record lists; one more
+	// entry says how many were left out.
+	maxParseErrors = 100
+	// maxPartHeaderBytes bounds a part's header (plus the preamble before
+	// the first part).
+	maxPartHeaderBytes = 1 << 20
+	// maxBoundaryLen is far above RFC 2046's 70 but keeps go-message's 4 KiB
+	// look-ahead able to see a whole boundary line.
+	maxBoundaryLen = 1000
+)
+
+// Parse reads one RFC 5322 message from r in a single streaming pass and
+// fills the content fields of a Record: message ids, subject, addresses,
+// date, text, html, truncated, attachments, headers, parse_errors. The
+// session fields (id, account, mailbox, uid_validity, uid, internal_date,
+// captured_at, flags, size) are left for the caller.
+//
+// Malformed content never fails: it is described in ParseErrors and the
+// record is still usable. The error is non-nil only when reading r itself
+// failed (a dropped connection) or the AttachmentSink failed (a full disk);
+// then the record must not be written.
+//
+// Memory stays bounded whatever the message size: only the top-level
+// header (up to 1 MiB) and text and html (up to MaxBodyBytes each) are
+// held; attachments stream through SHA-256 and the sink. r is read to its
+// end.
+func Parse(r io.Reader, opts ParseOptions) (rec *Record, err error) {
+	p := &parser{
+		opts: opts,
+		max:  opts.MaxBodyBytes,
+		rec:  &Record{SchemaVersion: SchemaVersion},
+		src:  &srcReader{r: r},
+	}
+	if p.max <= 0 {
+		p.max = DefaultMaxBodyBytes
+	}
+	defer func() {
+		// A panic is a bug in this package or a library; the message is
+		// still described rather than lost, unless the source failed. A
+		// panic in the caller's sink is the caller's and goes on up.
+		if v := recover(); v != nil {
+			if sp, ok := v.(sinkPanic); ok {
+				panic(sp.v)
+			}
+			p.errorf("internal error: parser panicked (%v); the record may be incomplete", v)
+		}
+		switch {
+		case p.fatal != nil:
+			rec, err = nil, p.fatal
+		case p.src.err != nil:
+			rec, err = nil, fmt.Errorf("read message: %w", p.src.err)
+		default:
+			rec, err = p.finish(), nil
+		}
+	}()
+	p.parse()
+	return nil, nil // replaced by the deferred function
+}
+
+type parser struct {
+	opts ParseOptions
+	max  int64
+	rec  *Record
+	src  *srcReader
+
+	fatal        error // sink failure: abort
+	haveText     bool
+	haveHTML     bool
+	errCount     int
+	attachCapped bool
+	copyBuf      []byte
+}
+
+// errorf adds a parse error (up to maxParseErrors of them).
+func (p *parser) errorf(format string, args ...any) {
+	p.errCount++
+	if len(p.rec.ParseErrors) < maxParseErrors {
+		p.rec.ParseErrors = append(p.rec.ParseErrors, clean(fmt.Sprintf(format, args...)))
+	}
+}
+
+// stopped reports whether parsing must end: the source or the sink failed.
+func (p *parser) stopped() bool { return p.fatal != nil || p.src.err != nil }
+
+func (p *parser) finish() *Record {
+	if p.errCount > len(p.rec.ParseErrors) {
+		p.rec.ParseErrors = append(p.rec.ParseErrors,
+			fmt.Sprintf("… and %d more parse errors", p.errCount-len(p.rec.ParseErrors)))
+	}
+	if p.haveHTML && strings.TrimSpace(p.rec.Text) == "" {
+		p.rec.Text = htmlToText(p.rec.HTML, int(p.max))
+	}
+	p.rec.Normalize()
+	return p.rec
+}
+
+func (p *parser) parse() {
+	br := bufio.NewReaderSize(p.src, 16<<10)
+	fields, rest := p.readTopHeader(br)
+	if p.stopped() {
+		return
+	}
+	if len(fields) == 0 && len(rest) == 0 {
+		if _, err := br.Peek(1); err == io.EOF {
+			p.errorf("message is empty")
+			return
+		}
+	}
+	p.headerFields(fields)
+
+	var body io.Reader = br
+	if len(rest) > 0 {
+		body = io.MultiReader(bytes.NewReader(rest), br)
+	}
+	raw := &errMemo{r: body}
+	p.walk(entity{
+		get:         func(name string) string { v, _ := field(fields, name); return v },
+		body:        raw,
+		raw:         raw,
+		defaultType: "text/plain",
+	})
+	if p.stopped() {
+		return
+	}
+	// Read what the walk left (a top-level multipart's epilogue, a part
+	// abandoned after an error), so the source is consumed and a
+	// connection dropped near the end still counts as a failure.
+	io.Copy(io.Discard, raw)
+	if raw.err != nil && !p.stopped() {
+		p.errorf("body: %v", raw.err)
+	}
+}
+
+// headerFields fills headers[], subject, ids, addresses and date.
+func (p *parser) headerFields(fields []rawField) {
+	subjectSeen := false
+	for _, f := range fields {
+		val, problems := headerText(f.value)
+		for _, pr := range problems {
+			p.errorf("header %q: %s", f.name, pr)
+		}
+		p.rec.Headers = append(p.rec.Headers, Header{Name: f.name, Value: val})
+		if !subjectSeen && strings.EqualFold(f.name, "Subject") {
+			p.rec.Subject, subjectSeen = val, true
+		}
+	}
+
+	for _, f := range fields {
+		if !strings.EqualFold(f.name, "Message-Id") {
+			continue
+		}
+		ids, bad := parseMsgIDs(clean(f.value))
+		if len(ids) > 0 {
+			p.rec.MessageID = ids[0]
+		}
+		if bad || len(ids) != 1 {
+			p.errorf("header %q: malformed msg-id %s", f.name, quoteShort(f.value))
+		}
+		break
+	}
+	for _, name := range []string{"In-Reply-To", "References"} {
+		var all []string
+		for _, f := range fields {
+			if !strings.EqualFold(f.name, name) {
+				continue
+			}
+			ids, bad := parseMsgIDs(clean(f.value))
+			if bad {
+				p.errorf("header %q: malformed msg-id list %s; kept %d id(s)", f.name, quoteShort(f.value), len(ids))
+			}
+			all = append(all, ids...)
+		}
+		if name == "In-Reply-To" {
+			p.rec.InReplyTo = all
+		} else {
+			p.rec.References = all
+		}
+	}
+
+	p.rec.From = p.addressList(fields, "From")
+	p.rec.Sender = p.addressList(fields, "Sender")
+	p.rec.ReplyTo = p.addressList(fields, "Reply-To")
+	p.rec.To = p.addressList(fields, "To")
+	p.rec.Cc = p.addressList(fields, "Cc")
+	p.rec.Bcc = p.addressList(fields, "Bcc")
+
+	if v, ok := field(fields, "Date"); ok {
+		t, lenient, err := parseDate(clean(v))
+		switch {
+		case err != nil:
+			p.errorf("header \"Date\": %v", err)
+		default:
+			p.rec.Date = &t
+			if lenient {
+				p.errorf("header \"Date\": %s is not RFC 5322; read leniently", quoteShort(v))
+			}
+		}
+	}
+}
+
+// entity is a message or a body part about to be walked.
+type entity struct {
+	get         func(name string) string // header field value, "" if absent
+	body        io.Reader                // raw body, transfer-encoded
+	raw         *errMemo                 // the part's own reader, for its errors
+	depth       int                      // multipart nesting
+	path        string                   // IMAP-style part number, "" for the message body
+	defaultType string                   // text/plain, or message/rfc822 in a digest
+}
+
+func (e entity) where() string {
+	if e.path == "" {
+		return "body"
+	}
+	return "part " + e.path
+}
+
+// walk dispatches an entity: multiparts are descended, everything else is
+// a leaf (a body or an attachment).
+func (p *parser) walk(e entity) {
+	if p.stopped() {
+		return
+	}
+	mediatype, params := p.contentType(e)
+	if strings.HasPrefix(mediatype, "multipart/") {
+		boundary := params["boundary"]
+		switch {
+		case e.depth >= maxDepth:
+			p.errorf("%s: multipart nested more than %d levels deep; kept as one attachment", e.where(), maxDepth)
+		case boundary == "":
+			p.errorf("%s: %s without a boundary parameter; body kept as text", e.where(), mediatype)
+			p.leaf(e, "text/plain", nil)
+			return
+		case len(boundary) > maxBoundaryLen:
+			p.errorf("%s: %s boundary longer than %d bytes; body kept as text", e.where(), mediatype, maxBoundaryLen)
+			p.leaf(e, "text/plain", nil)
+			return
+		default:
+			p.multipart(e, mediatype, boundary)
+			return
+		}
+	}
+	p.leaf(e, mediatype, params)
+}
+
+// contentType returns the bare lowercase media type and the parameters of
+// an entity. A missing Content-Type means the default type; an invalid one
+// means text/plain (RFC 2045 §5.2).
+func (p *parser) contentType(e entity) (string, map[string]string) {
+	raw := e.get("Content-Type")
+	if strings.TrimSpace(raw) == "" {
+		return e.defaultType, map[string]string{}
+	}
+	mt, params, problems := parseParamHeader(raw)
+	for _, pr := range problems {
+		p.errorf("%s: Content-Type: %s", e.where(), pr)
+	}
+	if !validMediaType(mt) {
+		p.errorf("%s: invalid Content-Type %s; read as text/plain", e.where(), quoteShort(raw))
+		mt = "text/plain"
+	}
+	return mt, params
+}
+
+func validMediaType(mt string) bool {
+	typ, sub, ok := strings.Cut(mt, "/")
+	if !ok || typ == "" || sub == "" {
+		return false
+	}
+	for _, c := range []byte(mt) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return strings.Count(mt, "/") == 1
+}
+
+// multipart walks the parts of a multipart entity with go-message's
+// multipart reader. The preamble is skipped here first: go-message fails
+// on a preamble line longer than its 4 KiB buffer, and when no boundary
+// line comes at all the body is shown as text instead.
+func (p *parser) multipart(e entity, mediatype, boundary string) {
+	pre := &capRecorder{r: e.body, max: p.max + 1}
+	br := bufio.NewReaderSize(pre, 4096)
+	dash := []byte("--" + boundary)
+	var first []byte
+	for first == nil {
+		line, n, eol, err := readLine(br, int64(len(dash))+66)
+		if p.stopped() {
+			return
+		}
+		if n == 0 && err != nil {
+			break
+		}
+		if t := bytes.TrimRight(line, " \t"); bytes.Equal(t, dash) ||
+			(len(t) == len(dash)+2 && bytes.HasPrefix(t, dash) && bytes.HasSuffix(t, []byte("--"))) {
+			first = append(line, eol...)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if first == nil {
+		p.errorf("%s: %s has no boundary line %q; body kept as text", e.where(), mediatype, dash)
+		p.leaf(entity{get: func(string) string { return "" }, body: bytes.NewReader(pre.buf), raw: e.raw,
+			depth: e.depth, path: e.path, defaultType: "text/plain"}, "text/plain", nil)
+		return
+	}
+	pre.buf, pre.max = nil, 0
+
+	hb := &headerBudget{r: io.MultiReader(bytes.NewReader(first), br), limit: maxPartHeaderBytes + 16<<10}
+	mr := textproto.NewMultipartReader(hb, boundary)
+	childType := "text/plain"
+	if mediatype == "multipart/digest" {
+		childType = "message/rfc822" // RFC 2046 §5.1.5
+	}
+	for n := 1; ; n++ {
+		if p.stopped() {
+			return
+		}
+		hb.arm()
+		part, err := mr.NextPart()
+		hb.disarm()
+		if p.stopped() {
+			return
+		}
+		if err == io.EOF {
+			if n == 1 {
+				p.errorf("%s: %s has no parts", e.where(), mediatype)
+			}
+			return
+		}
+		if err != nil {
+			if hb.tripped {
+				p.errorf("%s: header of part %d larger than %d bytes; the rest of the multipart is skipped", e.where(), n, maxPartHeaderBytes)
+			} else {
+				p.errorf("%s: part %d: %v; the rest of the multipart is skipped", e.where(), n, err)
+			}
+			return
+		}
+
+		path := strconv.Itoa(n)
+		if e.path != "" {
+			path = e.path + "." + path
+		}
+		raw := &errMemo{r: part}
+		child := entity{get: part.Header.Get, body: raw, raw: raw, depth: e.depth + 1, path: path, defaultType: childType}
+		p.walk(child)
+		if p.stopped() {
+			return
+		}
+		// Drain what the leaf left after a decoding error, so that NextPart
+		// (whose header budget is armed) only reads the next header.
+		io.Copy(io.Discard, raw)
+		if p.stopped() {
+			return
+		}
+		if raw.err != nil {
+			if errors.Is(raw.err, io.ErrUnexpectedEOF) {
+				p.errorf("%s: message ends inside part %s (closing boundary of %s missing)", e.where(), path, mediatype)
+			} else {
+				p.errorf("%s: part %s: %v; the rest of the multipart is skipped", e.where(), path, raw.err)
+			}
+			return
+		}
+	}
+}
+
+// leaf handles a non-multipart entity (or one kept opaque): the first
+// inline text/plain and text/html become the bodies, everything else is an
+// attachment.
+func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
+	where := e.where()
+	disp, dparams, problems := parseParamHeader(e.get("Content-Disposition"))
+	for _, pr := range problems {
+		p.errorf("%s: Content-Disposition: %s", where, pr)
+	}
+	filename := dparams["filename"]
+	if filename == "" {
+		filename = params["name"]
+	}
+	isAttachment := disp == "attachment" || filename != ""
+
+	body := e.body
+	var b64 *base64Reader
+	if !strings.HasPrefix(mediatype, "multipart/") {
+		cte := e.get("Content-Transfer-Encoding")
+		dec, f, known := transferDecoder(cte, e.body)
+		if !known {
+			p.errorf("%s: unknown Content-Transfer-Encoding %s; kept encoded", where, quoteShort(cte))
+		}
+		body, b64 = dec, f
+	}
+
+	var err error
+	switch {
+	case mediatype == "text/plain" && !isAttachment && !p.haveText:
+		p.haveText = true
+		p.rec.Text, err = p.readText(body, params["charset"], mediatype, where)
+	case mediatype == "text/html" && !isAttachment && !p.haveHTML:
+		p.haveHTML = true
+		p.rec.HTML, err = p.readText(body, params["charset"], mediatype, where)
+	default:
+		cid := strings.TrimSpace(clean(e.get("Content-Id")))
+		cid = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(cid, "<"), ">"))
+		err = p.attachment(body, Attachment{
+			Filename:    clean(filename),
+			ContentType: mediatype,
+			Disposition: disp,
+			ContentID:   cid,
+		})
+	}
+	if p.stopped() {
+		return
+	}
+	if b64 != nil {
+		if b64.junk > 0 {
+			p.errorf("%s: base64 body has %d bytes outside the base64 alphabet; skipped", where, b64.junk)
+		}
+		if b64.midPad > 0 {
+			p.errorf("%s: base64 body has padding before its end; decoding went on after it", where)
+		}
+		if b64.dangling {
+			p.errorf("%s: base64 body ends with an incomplete group", where)
+		}
+	}
+	// A failing raw reader is reported by the multipart walker; here only
+	// what the decoders found.
+	if err != nil && (e.raw == nil || e.raw.err == nil) {
+		p.errorf("%s: decoding: %v", where, err)
+	}
+}
+
+// readText decodes a text body to UTF-8 and keeps at most p.max bytes of it
+// (the rest is read and dropped, and Truncated set). Line breaks become
+// "\n". A missing charset is sniffed from a byte order mark, or for HTML a
+// <meta> declaration; otherwise UTF-8 is assumed, with stray 8-bit bytes
+// read as Windows-1252.
+func (p *parser) readText(body io.Reader, csParam, mediatype, where string) (string, error) {
+	cs := normCharset(csParam)
+	label := "no charset declared"
+	if cs != "" {
+		label = "charset " + strconv.Quote(cs)
+	}
+	r := body
+	if cs == "" {
+		br := bufio.NewReaderSize(body, 1024)
+		head, _ := br.Peek(1024) // a read error comes back from Read below
+		if mediatype == "text/html" {
+			cs = sniffHTMLCharset(head)
+		} else {
+			cs = bomCharset(head)
+		}
+		if cs != "" {
+			label = "sniffed charset " + strconv.Quote(cs)
+		}
+		r = br
+	}
+	reportBad := true // stray 8-bit bytes in what should be UTF-8 or ASCII
+	if !isUTF8Label(cs) {
+		reportBad = false // converted text is valid; unknown is reported here
+		if cr, err := charset.Reader(cs, r); err != nil {
+			p.errorf("%s: unknown charset %q; text kept as is", where, cs)
+		} else {
+			r = cr
+		}
+	}
+
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(io.LimitReader(r, p.max+1))
+	data := buf.Bytes()
+	if int64(len(data)) > p.max {
+		data = trimPartialRune(data[:p.max])
+		data = bytes.TrimSuffix(data, []byte("\r")) // half a CRLF
+		p.rec.Truncated = true
+		if _, derr := io.Copy(io.Discard, r); err == nil {
+			err = derr
+		}
+	}
+	s, bad := toUTF8(string(data))
+	if bad && reportBad {
+		p.errorf("%s: text is not valid UTF-8 (%s); stray bytes read as Windows-1252", where, label)
+	}
+	s = strings.TrimPrefix(s, "\ufeff")
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	if int64(len(s)) > p.max {
+		s = cutUTF8(s, int(p.max))
+		p.rec.Truncated = true
+	}
+	return s, err
+}
+
+// attachment streams a decoded attachment through SHA-256, a byte count
+// and the sink, and lists it. It returns the read error (a decoding
+// problem); sink failures are fatal.
+func (p *parser) attachment(body io.Reader, a Attachment) error {
+	if len(p.rec.Attachments) >= maxAttachments {
+		if !p.attachCapped {
+			p.attachCapped = true
+			p.errorf("more than %d attachments; the rest are not listed", maxAttachments)
+		}
+		_, err := io.Copy(io.Discard, body)
+		return err
+	}
+	idx := len(p.rec.Attachments)
+	tw := &teeWriter{h: sha256.New()}
+	var sink io.WriteCloser
+	if p.opts.Attachments != nil {
+		w, savedAs, err := p.save(idx, a.Filename, a.ContentType)
+		if err != nil {
+			p.fatal = fmt.Errorf("attachment %d: %w", idx, err)
+			return nil
+		}
+		if w != nil {
+			sink = sinkWriter{w}
+			tw.w = sink
+			a.SavedAs = &savedAs
+		}
+	}
+	if p.copyBuf == nil {
+		p.copyBuf = make([]byte, 16<<10)
+	}
+	_, err := io.CopyBuffer(tw, body, p.copyBuf)
+	if tw.werr != nil {
+		err = nil // not a read error
+	}
+	if sink != nil {
+		cerr := sink.Close()
+		switch {
+		case tw.werr != nil:
+			p.fatal = fmt.Errorf("attachment %d: write: %w", idx, tw.werr)
+		case cerr != nil:
+			p.fatal = fmt.Errorf("attachment %d: close: %w", idx, cerr)
+		}
+		if p.fatal != nil {
+			return nil
+		}
+	}
+	a.Size = tw.n
+	a.SHA256 = hex.EncodeToString(tw.h.Sum(nil))
+	p.rec.Attachments = append(p.rec.Attachments, a)
+	return err
+}
+
+// sinkPanic carries a panic raised by the AttachmentSink through Parse's
+// recover, which only absorbs the parser's own panics.
+type sinkPanic struct{ v any }
+
+func (p *parser) save(index int, filename, contentType string) (w io.WriteCloser, savedAs string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			panic(sinkPanic{v})
+		}
+	}()
+	return p.opts.Attachments.Save(index, filename, contentType)
+}
+
+// sinkWriter marks panics of a sink's writer as the sink's.
+type sinkWriter struct{ w io.WriteCloser }
+
+func (s sinkWriter) Write(b []byte) (n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			panic(sinkPanic{v})
+		}
+	}()
+	return s.w.Write(b)
+}
+
+func (s sinkWriter) Close() (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			panic(sinkPanic{v})
+		}
+	}()
+	return s.w.Close()
+}
+
+// capRecorder keeps the first max bytes read through it.
+type capRecorder struct {
+	r   io.Reader
+	buf []byte
+	max int64
+}
+
+func (c *capRecorder) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if room := c.max - int64(len(c.buf)); room > 0 {
+		c.buf = append(c.buf, b[:min(int64(n), room)]...)
+	}
+	return n, err
+}
+
+// teeWriter hashes and counts what it is given and passes it on to w.
+type teeWriter struct {
+	h    hash.Hash
+	n    int64
+	w    io.Writer
+	werr error
+}
+
+func (t *teeWriter) Write(b []byte) (int, error) {
+	if t.w != nil {
+		n, err := t.w.Write(b)
+		if err == nil && n < len(b) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			t.werr = err
+			return n, err
+		}
+	}
+	t.h.Write(b)
+	t.n += int64(len(b))
+	return len(b), nil
+}
