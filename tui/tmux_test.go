@@ -1,0 +1,160 @@
+package tui
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTmux_demo runs the real binary in a real terminal: `mailtap --demo`
+// in a detached 100×30 tmux session, read back with capture-pane. It checks
+// what no in-process test can: the terminal setup, the alternate screen,
+// keys arriving through a pty, logs kept off the screen, and a clean exit.
+//
+// It needs tmux (CI installs it) and builds the binary from the repo root.
+func TestTmux_demo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs it under tmux; skipped with -short")
+	}
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("tmux is not installed (apt-get install tmux); skipping the real-terminal test")
+	}
+	root := repoRoot(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mailtap")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out := filepath.Join(dir, "out")
+
+	// A private server socket and no user config: nothing of the user's
+	// tmux is touched or read.
+	sock := fmt.Sprintf("mailtap-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	tm := func(args ...string) (string, error) {
+		cmd := exec.Command(tmux, append([]string{"-L", sock, "-f", "/dev/null"}, args...)...)
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	t.Cleanup(func() { tm("kill-server") })
+
+	cmdline := fmt.Sprintf("env LANG=C.UTF-8 LC_ALL= NO_COLOR= %s --demo --out %s", shellQuote(bin), shellQuote(out))
+	if o, err := tm("new-session", "-d", "-s", "demo", "-x", "100", "-y", "30", cmdline); err != nil {
+		t.Fatalf("tmux new-session: %v\n%s", err, o)
+	}
+	// Keep the pane after exit to read the exit status.
+	if o, err := tm("set-option", "-t", "demo", "remain-on-exit", "on"); err != nil {
+		t.Fatalf("tmux set-option: %v\n%s", err, o)
+	}
+	capture := func() string {
+		s, err := tm("capture-pane", "-p", "-t", "demo")
+		if err != nil {
+			t.Fatalf("capture-pane: %v\n%s", err, s)
+		}
+		return s
+	}
+	waitPane := func(what string, ok func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			s := capture()
+			if ok(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not show within 30s; screen:\n%s\nlog:\n%s", what, s, readLog(out))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	// A captured mail row: the list's position indicator ("1/5") shows
+	// only when there are rows.
+	position := regexp.MustCompile(`(?m)^ \d+/\d+`)
+	screen := waitPane("a captured mail", func(s string) bool {
+		return strings.Contains(s, "captured") && position.MatchString(s)
+	})
+	t.Logf("screen with mail:\n%s", screen)
+	lines := strings.Split(strings.TrimRight(screen, "\n"), "\n")
+	if len(lines) > 30 {
+		t.Errorf("%d lines on a 30-line terminal", len(lines))
+	}
+	for i, l := range lines {
+		if n := len([]rune(l)); n > 100 {
+			t.Errorf("line %d has %d characters on a 100-column terminal: %q", i, n, l)
+		}
+	}
+	for _, leak := range []string{"level=", "msg=", "time="} {
+		if strings.Contains(screen, leak) {
+			t.Errorf("a log line reached the screen (%q):\n%s", leak, screen)
+		}
+	}
+
+	if o, err := tm("send-keys", "-t", "demo", "p"); err != nil {
+		t.Fatalf("send-keys: %v\n%s", err, o)
+	}
+	screen = waitPane("a paused mailbox", func(s string) bool {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(l, " demo/") && strings.Contains(l, " paused ") {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("screen after p:\n%s", screen)
+
+	if o, err := tm("send-keys", "-t", "demo", "q"); err != nil {
+		t.Fatalf("send-keys: %v\n%s", err, o)
+	}
+	status := ""
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := tm("display-message", "-p", "-t", "demo", "#{pane_dead} #{pane_dead_status} #{pane_dead_signal}")
+		if err != nil {
+			t.Fatalf("display-message: %v\n%s", err, s)
+		}
+		// tmux marks the pane dead when the pty closes and fills in the
+		// exit status once it has reaped the process: wait for both.
+		if f := strings.Fields(s); len(f) >= 2 && f[0] == "1" {
+			status = strings.Join(f[1:], " ")
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mailtap did not exit after q; screen:\n%s", capture())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if status != "0" {
+		t.Errorf("mailtap exited with status/signal %q; screen:\n%s\nlog:\n%s", status, capture(), readLog(out))
+	}
+	if n := countRecords(t, out); n == 0 {
+		t.Errorf("no records under %s", out)
+	}
+	if !strings.Contains(readLog(out), "mailtap starting") {
+		t.Errorf("the log file lacks the start line:\n%s", readLog(out))
+	}
+}
+
+func readLog(out string) string {
+	b, _ := os.ReadFile(filepath.Join(out, ".mailtap", "mailtap.log"))
+	return string(b)
+}
+
+// repoRoot is the directory of go.mod.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	b, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(b)) == "" || strings.TrimSpace(string(b)) == os.DevNull {
+		t.Fatalf("go env GOMOD: %v %q", err, b)
+	}
+	return filepath.Dir(strings.TrimSpace(string(b)))
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
