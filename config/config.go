@@ -2,6 +2,17 @@
 // MAILTAP_* environment overrides, validation that names the offending field
 // and file, and resolution of secrets (password, password_env, password_file,
 // password_command). It never touches the network.
+//
+// main uses it like this:
+//
+//	cfg, notes, err := config.Resolve(flagConfig, os.Getenv) // file or env, validated
+//	for _, n := range notes { log.Info("config: " + n) }      // where each value came from
+//	var ce *config.Error
+//	if errors.As(err, &ce) { /* print err, exit 2 */ }
+//	err = cfg.CheckSecrets(ctx) // optional fail-fast; watcher calls Account.Secret at each login
+//
+// Secrets are kept out of every way a Config or Account is printed: fmt,
+// slog (LogValue) and JSON all show the password source, never the value.
 package config
 
 import (
@@ -104,7 +115,8 @@ func Defaults() *Config {
 	}
 }
 
-// applyDefaults fills the per-account fields left empty.
+// applyDefaults fills the per-account fields left empty. A port of 0 counts
+// as unset, like an absent one: 0 is never a valid IMAP port.
 func (a *Account) applyDefaults() {
 	if a.TLS == "" {
 		a.TLS = TLSImplicit
