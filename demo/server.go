@@ -24,6 +24,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"mailtap/internal/memimap"
 )
 
 // Username is the demo account's login.
@@ -59,7 +61,7 @@ type Server struct {
 	password  string
 	user      *imapmemserver.User
 	srv       *imapserver.Server
-	changes   broadcast
+	changes   memimap.Changes
 	delivered atomic.Int64
 	logger    *slog.Logger
 
@@ -117,7 +119,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s.addr = ln.Addr().(*net.TCPAddr)
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &session{s: s}, nil, nil
+			return &session{Session: memimap.NewSession(&s.changes), s: s}, nil, nil
 		},
 		Caps: imap.CapSet{
 			imap.CapIMAP4rev1: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {},
@@ -185,7 +187,7 @@ func (s *Server) deliver(m Message) {
 		return
 	}
 	s.delivered.Add(1)
-	s.changes.notify()
+	s.changes.Notify()
 }
 
 // Addr is the listening address, e.g. "127.0.0.1:41234".
@@ -224,11 +226,11 @@ func (s *Server) Close() error {
 	return err
 }
 
-// session is imapmemserver's session with the demo login and an IDLE that
-// cannot miss a delivery (see Idle).
+// session is memimap's session (an IDLE that cannot miss a delivery) with
+// the demo login.
 type session struct {
-	*imapmemserver.UserSession // nil until logged in
-	s                          *Server
+	memimap.Session
+	s *Server
 }
 
 func (sess *session) Login(username, password string) error {
@@ -237,81 +239,6 @@ func (sess *session) Login(username, password string) error {
 	}
 	sess.UserSession = imapmemserver.NewUserSession(sess.s.user)
 	return nil
-}
-
-// Idle replaces go-imap's SessionTracker.Idle (v2.0.0-beta.8), which only
-// writes updates queued after its goroutine registered; imapserver sends
-// "+ idling" before starting it, so a delivery right after the client saw
-// "+ idling" would wait for the next one. Every delivery closes a broadcast
-// channel, taken before each Poll, so nothing slips between.
-func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	for {
-		changed := sess.s.changes.wait()
-		if err := sess.UserSession.Poll(w, true); err != nil {
-			return err
-		}
-		select {
-		case <-changed:
-		case <-stop:
-			return nil
-		}
-	}
-}
-
-// Commands that change a mailbox wake IDLE sessions too.
-
-func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	defer sess.s.changes.notify()
-	return sess.UserSession.Append(mailbox, r, options)
-}
-
-func (sess *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
-	defer sess.s.changes.notify()
-	return sess.UserSession.Expunge(w, uids)
-}
-
-func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
-	defer sess.s.changes.notify() // a non-PEEK body fetch sets \Seen
-	return sess.UserSession.Fetch(w, numSet, options)
-}
-
-func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
-	defer sess.s.changes.notify()
-	return sess.UserSession.Store(w, numSet, flags, options)
-}
-
-func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
-	defer sess.s.changes.notify()
-	return sess.UserSession.Copy(numSet, dest)
-}
-
-func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
-	defer sess.s.changes.notify()
-	return sess.UserSession.Move(w, numSet, dest)
-}
-
-// broadcast wakes every waiter once per change.
-type broadcast struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (b *broadcast) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ch == nil {
-		b.ch = make(chan struct{})
-	}
-	return b.ch
-}
-
-func (b *broadcast) notify() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ch != nil {
-		close(b.ch)
-		b.ch = nil
-	}
 }
 
 // slogPrintf adapts imapserver's Printf logger to slog.

@@ -17,6 +17,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
+
+	"mailtap/internal/memimap"
 )
 
 // Default credentials of both test servers.
@@ -102,7 +104,7 @@ type Mem struct {
 	cert    *selfSigned
 	caFile  string
 	gate    gate
-	changes broadcast // see memSession.Idle
+	changes memimap.Changes // fired by every change, for IDLE
 
 	authAttempts atomic.Int64
 	authFailures atomic.Int64
@@ -256,7 +258,7 @@ func (m *Mem) Start(t testing.TB) {
 	}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			s := &memSession{m: m, conn: c}
+			s := &memSession{Session: memimap.NewSession(&m.changes), m: m, conn: c}
 			m.mu.Lock()
 			m.sessions[s] = struct{}{}
 			m.mu.Unlock()
@@ -441,7 +443,7 @@ func (m *Mem) Deliver(t testing.TB, mailbox string, raw []byte) uint32 {
 	if err != nil {
 		t.Fatalf("testimap: deliver to %q: %v", mailbox, err)
 	}
-	m.changes.notify()
+	m.changes.Notify()
 	return uint32(data.UID)
 }
 
@@ -558,11 +560,12 @@ func (l memLogger) Printf(format string, args ...any) {
 	l.m.tb.Logf("testimap mem: "+format, args...)
 }
 
-// memSession is imapmemserver's session with our own authentication
-// (changeable password, attempt counters, XOAUTH2/OAUTHBEARER) and a record
-// of the selected mailbox for DeleteMailbox.
+// memSession is memimap's session (an IDLE that cannot miss a change) with
+// our own authentication (changeable password, attempt counters,
+// XOAUTH2/OAUTHBEARER) and a record of the selected mailbox for
+// DeleteMailbox.
 type memSession struct {
-	*imapmemserver.UserSession // nil until logged in
+	memimap.Session
 
 	m    *Mem
 	conn *imapserver.Conn
@@ -628,58 +631,6 @@ func (s *memSession) Close() error {
 	return s.UserSession.Close()
 }
 
-// Idle replaces go-imap's SessionTracker.Idle, which only writes updates
-// queued after its goroutine registered: imapserver sends "+ idling"
-// before starting that goroutine, so mail delivered right after the client
-// saw "+ idling" would wait for the next change (a lost wake-up, seen as a
-// flaky test). Here every change of the store closes a broadcast channel,
-// and the channel is taken before each Poll, so nothing can slip between.
-func (s *memSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	for {
-		changed := s.m.changes.wait()
-		if err := s.UserSession.Poll(w, true); err != nil {
-			return err
-		}
-		select {
-		case <-changed:
-		case <-stop:
-			return nil
-		}
-	}
-}
-
-// The commands that change a mailbox wake the IDLE sessions.
-
-func (s *memSession) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	defer s.m.changes.notify()
-	return s.UserSession.Append(mailbox, r, options)
-}
-
-func (s *memSession) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
-	defer s.m.changes.notify()
-	return s.UserSession.Expunge(w, uids)
-}
-
-func (s *memSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
-	defer s.m.changes.notify() // a non-PEEK body fetch sets \Seen
-	return s.UserSession.Fetch(w, numSet, options)
-}
-
-func (s *memSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
-	defer s.m.changes.notify()
-	return s.UserSession.Store(w, numSet, flags, options)
-}
-
-func (s *memSession) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
-	defer s.m.changes.notify()
-	return s.UserSession.Copy(numSet, dest)
-}
-
-func (s *memSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
-	defer s.m.changes.notify()
-	return s.UserSession.Move(w, numSet, dest)
-}
-
 func (s *memSession) selected() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -732,31 +683,6 @@ func parseBearer(resp []byte) (user, token string) {
 		}
 	}
 	return user, token
-}
-
-// broadcast wakes every waiter once per change.
-type broadcast struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// wait returns a channel closed by the next notify.
-func (b *broadcast) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ch == nil {
-		b.ch = make(chan struct{})
-	}
-	return b.ch
-}
-
-func (b *broadcast) notify() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ch != nil {
-		close(b.ch)
-		b.ch = nil
-	}
 }
 
 // MailboxStatus is what Status reports about a mailbox.
