@@ -432,13 +432,14 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 
 	body := e.body
 	var b64 *base64Reader
+	var qp *qpReader
 	if !strings.HasPrefix(mediatype, "multipart/") {
 		cte := e.get("Content-Transfer-Encoding")
-		dec, f, known := transferDecoder(cte, e.body)
+		dec, f, q, known := transferDecoder(cte, e.body)
 		if !known {
 			p.errorf("%s: unknown Content-Transfer-Encoding %s; kept encoded", where, quoteShort(cte))
 		}
-		body, b64 = dec, f
+		body, b64, qp = dec, f, q
 	}
 
 	var err error
@@ -472,6 +473,9 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 		if b64.dangling {
 			p.errorf("%s: base64 body ends with an incomplete group", where)
 		}
+	}
+	if qp != nil && qp.bad > 0 {
+		p.errorf("%s: quoted-printable body has %d malformed escape(s); kept as is", where, qp.bad)
 	}
 	// A failing raw reader is reported by the multipart walker; here only
 	// what the decoders found.

@@ -322,6 +322,7 @@ type qpReader struct {
 	obuf []byte // backing array of out
 	out  []byte // decoded bytes not yet returned
 	err  error
+	bad  int64 // "=" not starting a hex pair or a soft line break
 }
 
 func newQPReader(r io.Reader) *qpReader {
@@ -469,21 +470,24 @@ func (q *qpReader) escape() {
 		q.br.Discard(i) // only whitespace until EOF
 		return
 	}
+	q.bad++
 	q.out = append(q.out, '=')
 }
 
 // transferDecoder returns a reader of the decoded body for a
 // Content-Transfer-Encoding. Unknown encodings return the raw bytes and
-// known=false. b64 is set for base64, to read its problems afterwards.
-func transferDecoder(cte string, r io.Reader) (dec io.Reader, b64 *base64Reader, known bool) {
+// known=false. b64 or qp is set for those encodings, to read their
+// problems afterwards.
+func transferDecoder(cte string, r io.Reader) (dec io.Reader, b64 *base64Reader, qp *qpReader, known bool) {
 	switch strings.ToLower(strings.Trim(strings.TrimSpace(cte), `"`)) {
 	case "", "7bit", "8bit", "binary", "7-bit", "8-bit":
-		return r, nil, true
+		return r, nil, nil, true
 	case "quoted-printable":
-		return newQPReader(r), nil, true
+		q := newQPReader(r)
+		return q, nil, q, true
 	case "base64":
 		d := newBase64Reader(r)
-		return d, d, true
+		return d, d, nil, true
 	}
-	return r, nil, false
+	return r, nil, nil, false
 }

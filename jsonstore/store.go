@@ -5,6 +5,7 @@
 package jsonstore
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -310,16 +311,15 @@ type Pending struct {
 // copy (if configured) to temp files. Nothing is visible in <out> before
 // Commit. An error means the body was not fully read or could not be
 // written: nothing of it is kept.
-func (b *Batch) Parse(uid uint32, body io.Reader) (p *Pending, err error) {
+func (b *Batch) Parse(uid uint32, body io.Reader) (_ *Pending, err error) {
 	s := b.s
 	base := RecordBaseName(b.uidValidity, uid)
-	p = &Pending{uid: uid}
+	// p is a local, not the named result: "return nil, err" must not hide
+	// the temp files the cleanup has to remove.
+	p := &Pending{uid: uid}
 	defer func() {
 		if err != nil {
-			for _, r := range p.renames {
-				os.Remove(r.from)
-			}
-			p = nil
+			p.Abandon()
 		}
 	}()
 
@@ -448,14 +448,38 @@ func boolInt(b bool) int64 {
 }
 
 func marshal(rec *Record, indent string) ([]byte, error) {
-	var sb strings.Builder
-	enc := json.NewEncoder(&sb)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", indent)
 	if err := enc.Encode(rec); err != nil {
 		return nil, err
 	}
-	return []byte(sb.String()), nil
+	return escapeControls(buf.Bytes()), nil
+}
+
+// escapeControls writes DEL (U+007F) and the C1 controls (U+0080–U+009F,
+// e.g. U+009B, the one-byte CSI) as \u escapes. encoding/json escapes only
+// the C0 range, but a consumer that prints a record to a terminal must not
+// meet any control character raw. They can only occur inside strings, so a
+// byte-level pass over the encoded output is exact.
+func escapeControls(b []byte) []byte {
+	if bytes.IndexByte(b, 0x7f) < 0 && bytes.IndexByte(b, 0xc2) < 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+64)
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == 0x7f:
+			out = append(out, `\u007f`...)
+		case b[i] == 0xc2 && i+1 < len(b) && b[i+1] >= 0x80 && b[i+1] <= 0x9f:
+			out = fmt.Appendf(out, `\u%04x`, b[i+1])
+			i++
+		default:
+			out = append(out, b[i])
+		}
+	}
+	return out
 }
 
 // Commit makes every added record durable and visible, then advances the

@@ -3,6 +3,7 @@ package jsonstore
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,5 +239,54 @@ func TestSafeName(t *testing.T) {
 		if !strings.HasPrefix(d, "acct"+string(filepath.Separator)) {
 			t.Errorf("MailboxRelDir(%q) = %q", mb, d)
 		}
+	}
+}
+
+func TestStore_controlCharactersOnlyAsEscapes(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{})
+	b := s.NewBatch("a", "INBOX", 1, 0)
+	addMsg(t, b, 1, "Subject: csi \u009b2J del \x7f nul-ish \x01\r\n\r\nbody \u0085\r\n")
+	res, err := b.Commit(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(res.Summaries[0].Path)
+	for i, r := range string(data) {
+		if r < 0x20 && r != '\n' || r >= 0x7f && r <= 0x9f {
+			t.Fatalf("raw control U+%04X at byte %d in %s", r, i, data)
+		}
+	}
+	rec := readRec(t, res.Summaries[0].Path)
+	if !strings.Contains(rec.Subject, "\u009b2J") || !strings.Contains(rec.Subject, "\x7f") {
+		t.Errorf("escapes do not decode back: %q", rec.Subject)
+	}
+}
+
+// failingReader returns some bytes, then an error, like a dropped connection.
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("connection reset")
+	}
+	n := min(len(p), f.n)
+	for i := range n {
+		p[i] = 'x'
+	}
+	f.n -= n
+	return n, nil
+}
+
+func TestStore_parseErrorLeavesNoTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{SaveRaw: true, SaveAttachments: true})
+	b := s.NewBatch("a", "INBOX", 1, 0)
+	body := io.MultiReader(strings.NewReader("Subject: cut\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Disposition: attachment; filename=a.bin\r\n\r\n"), &failingReader{n: 100000})
+	if _, err := b.Parse(1, body); err == nil {
+		t.Fatal("Parse of a broken stream succeeded")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, ".mailtap", "tmp")); len(ents) != 0 {
+		t.Errorf("temp files left after a failed parse: %v", ents)
 	}
 }

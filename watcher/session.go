@@ -323,8 +323,7 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 		select {
 		case <-c.Closed(): // dead or cancelled: nobody to say goodbye to
 		default:
-			dc.expect(2 * time.Second)
-			c.Logout().Wait()
+			sayGoodbye(c, dc)
 		}
 		c.Close()
 	}()
@@ -352,6 +351,25 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 		return s.idleLoop(ctx, cn)
 	}
 	return s.pollLoop(ctx, cn)
+}
+
+// sayGoodbye sends LOGOUT, waiting at most 2 s: imapclient's reader can be
+// stuck handing over an undrained response, and then Wait never returns.
+func sayGoodbye(c *imapclient.Client, dc *deadlineConn) {
+	dc.expect(2 * time.Second)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Logout().Wait()
+	}()
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		// Cutting the socket fails the LOGOUT, which ends the goroutine.
+		dc.Conn.Close()
+	}
 }
 
 // initCheckpoint handles a mailbox seen for the first time (backfill) and a
@@ -582,10 +600,12 @@ func (s *session) stream(ctx context.Context, cn *conn, chunk []imap.UID, got ma
 		}
 		if err != nil {
 			stop = err
-			// Closing the client ends the stream instead of reading
+			// Cutting the socket ends the stream instead of reading
 			// megabytes we would throw away; the connection is being
-			// dropped anyway.
-			cn.c.Close()
+			// dropped anyway. Not c.Close(): it waits for the reader
+			// goroutine, which may be waiting for us to finish this
+			// message's literal — a deadlock.
+			cn.dc.Conn.Close()
 		}
 	}
 	cerr := cmd.Close()

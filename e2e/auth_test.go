@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mailtap/internal/testimap"
+)
+
+// TestAuth_wrongPasswordSlowRetryNoLeak: with a wrong password mailtap
+// reports auth_failed, retries at most a few times a minute (never a tight
+// loop that gets an account locked), and the password appears nowhere: not
+// in any log line, not in the status API, not in the metrics, not in the
+// output of `mailtap check`. One account takes its password from the
+// config file, the other from the environment.
+func TestAuth_wrongPasswordSlowRetryNoLeak(t *testing.T) {
+	binary(t)
+	t.Parallel()
+	const (
+		inlineWrong = "Wr0ng-inline-Secret-e2e!"
+		envWrong    = "Wr0ng-env-Secret-e2e?"
+		envVar      = "MAILTAP_E2E_WRONG_PASSWORD"
+	)
+	secrets := []string{inlineWrong, envWrong}
+	inlineSrv := testimap.StartMem(t, testimap.WithCredentials("user", "the-right-one"))
+	envSrv := testimap.StartMem(t, testimap.WithCredentials("user", "the-right-one"))
+
+	out := filepath.Join(t.TempDir(), "out")
+	cfg := baseConfig(inlineSrv, out)
+	cfg.Accounts[0].Name, cfg.Accounts[0].Password = "inline", inlineWrong
+	envAcct := cfg.Accounts[0]
+	envAcct.Name, envAcct.Port, envAcct.Password, envAcct.PasswordEnv = "env", envSrv.Port(), "", envVar
+	cfg.Accounts = append(cfg.Accounts, envAcct)
+	path := cfg.write(t)
+	env := []string{envVar + "=" + envWrong}
+
+	start := time.Now()
+	p := startMailtap(t, runOpts{env: env, args: []string{"--headless", "--log-format", "json", "--log-level", "debug", "-c", path, "--http", "127.0.0.1:0"}})
+	url := p.waitLog(0, 20*time.Second, "the status page address", msgIs("status page")).str("url")
+	for _, acct := range []string{"inline", "env"} {
+		p.waitLog(0, 20*time.Second, acct+" state=auth_failed", func(l logLine) bool {
+			return stateIs("auth_failed")(l) && l.str("account") == acct
+		})
+	}
+
+	var st struct {
+		Mailboxes []struct {
+			ID, State, Error string
+			NextRetry        *time.Time `json:"next_retry"`
+		}
+	}
+	body := httpGet(t, url+"api/status")
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("/api/status: %v\n%s", err, body)
+	}
+	if len(st.Mailboxes) != 2 {
+		t.Fatalf("/api/status lists %d mailboxes, want 2: %s", len(st.Mailboxes), body)
+	}
+	for _, mb := range st.Mailboxes {
+		if mb.State != "auth_failed" || !strings.Contains(strings.ToLower(mb.Error), "auth") {
+			t.Errorf("%s: state %q error %q, want auth_failed and an error that says so", mb.ID, mb.State, mb.Error)
+		}
+		if mb.NextRetry == nil || time.Until(*mb.NextRetry) < 15*time.Second {
+			t.Errorf("%s: next retry %v, want a slow retry (≥ 15 s away)", mb.ID, mb.NextRetry)
+		}
+	}
+	leaks := []string{body, httpGet(t, url+"metrics")}
+
+	check := startMailtap(t, runOpts{env: env, args: []string{"check", "--log-format", "json", "-c", path}})
+	if code := check.exitCode(20 * time.Second); code != 1 {
+		t.Errorf("check with a wrong password exited %d, want 1", code)
+	}
+	if said := check.output(); !strings.Contains(strings.ToLower(said), "auth") {
+		t.Errorf("check does not say authentication failed:\n%s", said)
+	}
+	leaks = append(leaks, check.output(), check.logs.text())
+
+	// Watch a full minute of retrying.
+	time.Sleep(time.Until(start.Add(61 * time.Second)))
+	for _, srv := range []struct {
+		name string
+		m    *testimap.Mem
+	}{{"inline", inlineSrv}, {"env", envSrv}} {
+		// check made one more attempt against each.
+		n := srv.m.AuthAttempts() - 1
+		t.Logf("%s: %d login attempts by the watcher in 61 s", srv.name, n)
+		if n < 1 || n > 3 {
+			t.Errorf("%s: %d login attempts in a minute, want 1 to 3", srv.name, n)
+		}
+	}
+	if !p.running() {
+		t.Fatalf("mailtap gave up: %v", p.err)
+	}
+	leaks = append(leaks, httpGet(t, url+"api/status"))
+	p.stop()
+	assertNoPanic(t, p)
+	leaks = append(leaks, p.logs.text())
+
+	for _, text := range leaks {
+		for _, s := range secrets {
+			if i := strings.Index(text, s); i >= 0 {
+				t.Errorf("the password %q leaked: …%s…", s, text[max(0, i-200):min(len(text), i+len(s)+50)])
+			}
+		}
+	}
+	if n := countRecords(out); n != 0 {
+		t.Errorf("%d records without a login", n)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v\n%s", url, resp.Status, err, b)
+	}
+	return string(b)
+}
