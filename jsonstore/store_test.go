@@ -290,3 +290,43 @@ func TestStore_parseErrorLeavesNoTempFiles(t *testing.T) {
 		t.Errorf("temp files left after a failed parse: %v", ents)
 	}
 }
+
+// The one-pass encoder must write what encoding/json's Encoder writes, so
+// records do not change shape with the encoder.
+func TestMarshal_matchesEncodingJSON(t *testing.T) {
+	paths, _ := filepath.Glob(filepath.Join("testdata", "*.eml"))
+	if len(paths) == 0 {
+		t.Fatal("no fixtures")
+	}
+	for _, path := range paths {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := Parse(strings.NewReader(string(raw)), ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)
+		rec.InternalDate, rec.CapturedAt = d, d
+		rec.Subject += " \u2028<&>"
+		for _, pretty := range []bool{true, false} {
+			got, err := marshal(rec, pretty)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want strings.Builder
+			enc := json.NewEncoder(&want)
+			enc.SetEscapeHTML(false)
+			if pretty {
+				enc.SetIndent("", "  ")
+			}
+			if err := enc.Encode(rec); err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(escapeControls([]byte(want.String()))) {
+				t.Errorf("%s (pretty %v): encoders differ:\n%s\nvs encoding/json:\n%s", path, pretty, got, want.String())
+			}
+		}
+	}
+}
