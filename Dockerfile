@@ -7,7 +7,7 @@
 #     -e MAILTAP_HOST=imap.example.com -e MAILTAP_USERNAME=me@example.com \
 #     -e MAILTAP_PASSWORD_FILE=/run/secrets/imap_password mailtap
 #
-# See docs/docker.md. internal/imagetest checks this file's contract and
+# See "Running in Docker" in README.md. internal/imagetest checks this file's contract and
 # builds the binary with the same flags as below.
 
 ARG GO_VERSION=1.26

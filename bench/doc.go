@@ -7,7 +7,7 @@
 // The package itself is the deterministic message generator (Corpus,
 // Message, LargeMessage). The measurements are tests that print their
 // figures and skip unless MAILTAP_BENCH=1, so `go test ./...` and CI never
-// run them; bench/run.sh runs them all, and docs/performance.md lists the
+// run them; bench/run.sh runs them all, and the README's "Performance" section lists the
 // figures with the commands that produced them. Nothing here asserts a
 // timing: a figure that misses its target is reported, not failed.
 package bench

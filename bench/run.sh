@@ -1,5 +1,5 @@
 #!/bin/sh
-# Reproduces the figures of docs/performance.md: the measurements of
+# Reproduces the figures of the README's "Performance" section: the measurements of
 # issue 6 (backfill against mbsync, new-mail latency, memory, idle CPU),
 # then the Go benchmarks of the parser, the store and the TUI.
 #

@@ -6,7 +6,7 @@
 // proxy that goes silent or cuts a message in half, a full disk, a new
 // UIDVALIDITY, a wrong password, hostile mail, a second instance, an
 // untrusted certificate. Each test fails when the guarantee it names in
-// docs/guarantees.md breaks.
+// the README's "Guarantees" section breaks.
 //
 // The package has no non-test code. The binary is built by TestMain with
 // `go build`; MAILTAP_E2E_BINARY=/path/to/mailtap runs a prebuilt one
