@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -378,6 +379,20 @@ func (b *Batch) Parse(uid uint32, body io.Reader) (_ *Pending, err error) {
 // it to the batch. The record itself is encoded and written at Commit, off
 // the goroutine that reads the IMAP stream.
 func (b *Batch) Finish(p *Pending, m Meta) error {
+	it := &pendingRecord{uid: p.uid}
+	b.fill(it, p, m)
+	b.items = append(b.items, it)
+	b.writers.Add(1)
+	recordWriters <- struct{}{}
+	go func() {
+		defer func() { <-recordWriters; b.writers.Done() }()
+		it.err = b.writeRecord(it)
+	}()
+	return nil
+}
+
+// fill completes a parsed message with the session's metadata.
+func (b *Batch) fill(it *pendingRecord, p *Pending, m Meta) {
 	rec := p.rec
 	rec.SchemaVersion = SchemaVersion
 	rec.ID = RecordID(b.account, b.mailbox, b.uidValidity, p.uid)
@@ -391,18 +406,37 @@ func (b *Batch) Finish(p *Pending, m Meta) error {
 		rec.Size = p.counted
 	}
 	rec.Normalize()
-	final := filepath.Join(b.s.dir, b.relDir, RecordBaseName(b.uidValidity, p.uid)+".json")
-	it := &pendingRecord{uid: p.uid, rec: rec, final: final, renames: p.renames,
-		bytes: p.counted * boolInt(b.s.opts.SaveRaw)}
+	it.rec = rec
+	it.final = filepath.Join(b.s.dir, b.relDir, RecordBaseName(b.uidValidity, p.uid)+".json")
+	it.renames = p.renames
+	it.bytes = p.counted * boolInt(b.s.opts.SaveRaw)
 	p.renames = nil
+}
+
+// parsers bounds the messages parsed in parallel by AddBytes: parsing is
+// CPU-bound, so one per core.
+var parsers = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// AddBytes adds a message already read into memory (small messages, the
+// common case): it is parsed, encoded and written to temp files on a
+// worker, in parallel with other messages and with the IMAP stream, and
+// waited for at Commit. It blocks only while every parser is busy, which
+// bounds the bodies held in memory. raw must not be modified afterwards.
+func (b *Batch) AddBytes(uid uint32, raw []byte, m Meta) {
+	it := &pendingRecord{uid: uid}
 	b.items = append(b.items, it)
 	b.writers.Add(1)
-	recordWriters <- struct{}{}
+	parsers <- struct{}{}
 	go func() {
-		defer func() { <-recordWriters; b.writers.Done() }()
+		defer func() { <-parsers; b.writers.Done() }()
+		p, err := b.Parse(uid, bytes.NewReader(raw))
+		if err != nil {
+			it.err = err
+			return
+		}
+		b.fill(it, p, m)
 		it.err = b.writeRecord(it)
 	}()
-	return nil
 }
 
 func (b *Batch) writeRecord(it *pendingRecord) error {

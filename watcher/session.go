@@ -485,6 +485,10 @@ func (s *session) catchUp(ctx context.Context, cn *conn) error {
 	}
 }
 
+// inMemoryMax is the largest body read into memory and parsed on a worker;
+// larger ones are parsed as they stream, in bounded memory.
+const inMemoryMax = 1 << 20
+
 // fetchChunk is how many UIDs one UID FETCH asks for.
 const fetchChunk = 2000
 
@@ -711,6 +715,7 @@ func (s *session) commit(batch *jsonstore.Batch, advanceTo uint32, notified time
 func (s *session) readMessage(batch *jsonstore.Batch, msg *imapclient.FetchMessageData) (uint32, error) {
 	var meta jsonstore.Meta
 	var pending *jsonstore.Pending
+	var raw []byte     // a small body, read whole
 	var spill *os.File // body that arrived before its UID
 	defer func() {
 		if spill != nil {
@@ -735,6 +740,19 @@ func (s *session) readMessage(batch *jsonstore.Batch, msg *imapclient.FetchMessa
 			if it.Literal != nil {
 				body = &beatReader{r: it.Literal, s: s}
 			}
+			if it.Literal == nil || it.Literal.Size() <= inMemoryMax {
+				// Small body: read it now and parse it on a worker, so
+				// parsing runs in parallel with the stream.
+				size := int64(0)
+				if it.Literal != nil {
+					size = it.Literal.Size()
+				}
+				raw = make([]byte, size)
+				if _, err := io.ReadFull(body, raw); err != nil {
+					return 0, fmt.Errorf("read body: %w", err)
+				}
+				continue
+			}
 			if meta.UID == 0 {
 				f, err := os.CreateTemp(s.m.store.StateDir(), "spill-*")
 				if err != nil {
@@ -755,6 +773,10 @@ func (s *session) readMessage(batch *jsonstore.Batch, msg *imapclient.FetchMessa
 	}
 	if meta.UID == 0 {
 		return 0, nil // an unsolicited FETCH (flag change); nothing to store
+	}
+	if raw != nil {
+		batch.AddBytes(meta.UID, raw, meta)
+		return meta.UID, nil
 	}
 	if spill != nil && pending == nil {
 		if _, err := spill.Seek(0, io.SeekStart); err != nil {
