@@ -738,7 +738,7 @@ func (s *session) readMessage(batch *jsonstore.Batch, msg *imapclient.FetchMessa
 		case imapclient.FetchItemDataBodySection:
 			var body io.Reader = emptyReader{}
 			if it.Literal != nil {
-				body = &beatReader{r: it.Literal, s: s}
+				body = &literalReader{r: it.Literal, left: it.Literal.Size(), s: s}
 			}
 			if it.Literal == nil || it.Literal.Size() <= inMemoryMax {
 				// Small body: read it now and parse it on a worker, so
@@ -811,15 +811,24 @@ type emptyReader struct{}
 
 func (emptyReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-// beatReader keeps the heartbeat fresh while a large body streams.
-type beatReader struct {
-	r io.Reader
-	s *session
+// literalReader reads one message body. A connection that ends cleanly in
+// the middle of a literal makes go-imap's reader return io.EOF early; that
+// must fail the message, never yield a record of its first megabyte. It
+// also keeps the heartbeat fresh while a large body streams.
+type literalReader struct {
+	r    io.Reader
+	left int64
+	s    *session
 }
 
-func (b *beatReader) Read(p []byte) (int, error) {
-	b.s.beat()
-	return b.r.Read(p)
+func (l *literalReader) Read(p []byte) (int, error) {
+	l.s.beat()
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if err == io.EOF && l.left > 0 {
+		err = fmt.Errorf("body cut short with %d bytes missing: %w", l.left, io.ErrUnexpectedEOF)
+	}
+	return n, err
 }
 
 // idleLoop waits in IDLE for new mail, leaving it every idle_refresh for a
