@@ -23,6 +23,9 @@ func TestTmux_demo(t *testing.T) {
 	}
 	tmux, err := exec.LookPath("tmux")
 	if err != nil {
+		if os.Getenv("MAILTAP_REQUIRE_TMUX") != "" {
+			t.Fatal("tmux is not installed (apt-get install tmux) and MAILTAP_REQUIRE_TMUX is set")
+		}
 		t.Skip("tmux is not installed (apt-get install tmux); skipping the real-terminal test")
 	}
 	root := repoRoot(t)
