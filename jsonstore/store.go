@@ -42,6 +42,12 @@ type Store struct {
 	opts     Options
 	lock     *os.File
 
+	// Semaphores shared by all batches: parsers bounds the messages parsed
+	// in parallel by AddBytes (CPU-bound, one per core); recordWriters
+	// bounds the goroutines encoding and writing records.
+	parsers       chan struct{}
+	recordWriters chan struct{}
+
 	mu    sync.Mutex
 	state checkpointFile
 	seq   uint64 // temp name counter
@@ -54,7 +60,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output dir %q: %w", dir, err)
 	}
-	s := &Store{dir: abs, stateDir: filepath.Join(abs, ".mailtap"), opts: opts}
+	s := &Store{dir: abs, stateDir: filepath.Join(abs, ".mailtap"), opts: opts,
+		parsers: make(chan struct{}, runtime.GOMAXPROCS(0)), recordWriters: make(chan struct{}, 4)}
 	s.tmpDir = filepath.Join(s.stateDir, "tmp")
 	if err := os.MkdirAll(s.tmpDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output dir: %w (check that %s is writable)", err, abs)
@@ -283,10 +290,6 @@ type Batch struct {
 	writers sync.WaitGroup
 }
 
-// recordWriters bounds the goroutines encoding and writing records, per
-// process: creating files is syscall-bound, encoding CPU-bound.
-var recordWriters = make(chan struct{}, 4)
-
 type pendingRecord struct {
 	err     error // from the background writer
 	uid     uint32
@@ -383,9 +386,9 @@ func (b *Batch) Finish(p *Pending, m Meta) error {
 	b.fill(it, p, m)
 	b.items = append(b.items, it)
 	b.writers.Add(1)
-	recordWriters <- struct{}{}
+	b.s.recordWriters <- struct{}{}
 	go func() {
-		defer func() { <-recordWriters; b.writers.Done() }()
+		defer func() { <-b.s.recordWriters; b.writers.Done() }()
 		it.err = b.writeRecord(it)
 	}()
 	return nil
@@ -413,10 +416,6 @@ func (b *Batch) fill(it *pendingRecord, p *Pending, m Meta) {
 	p.renames = nil
 }
 
-// parsers bounds the messages parsed in parallel by AddBytes: parsing is
-// CPU-bound, so one per core.
-var parsers = make(chan struct{}, runtime.GOMAXPROCS(0))
-
 // AddBytes adds a message already read into memory (small messages, the
 // common case): it is parsed, encoded and written to temp files on a
 // worker, in parallel with other messages and with the IMAP stream, and
@@ -426,9 +425,9 @@ func (b *Batch) AddBytes(uid uint32, raw []byte, m Meta) {
 	it := &pendingRecord{uid: uid}
 	b.items = append(b.items, it)
 	b.writers.Add(1)
-	parsers <- struct{}{}
+	b.s.parsers <- struct{}{}
 	go func() {
-		defer func() { <-parsers; b.writers.Done() }()
+		defer func() { <-b.s.parsers; b.writers.Done() }()
 		p, err := b.Parse(uid, bytes.NewReader(raw))
 		if err != nil {
 			it.err = err

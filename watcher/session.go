@@ -311,10 +311,14 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 			},
 		},
 	}
+	// Each step below is bounded by response_timeout; a beat between them
+	// keeps /healthz from calling a slow but progressing connect wedged.
+	s.beat()
 	c, dc, err := dial(ctx, s.acct, s.watch, opts)
 	if err != nil {
 		return err
 	}
+	s.beat()
 	// imapclient has no contexts: cancelling ctx closes the client, which
 	// fails whatever command is blocked.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
@@ -330,6 +334,7 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 	if err := login(c, s.acct, secret); err != nil {
 		return err
 	}
+	s.beat()
 	cn := &conn{c: c, dc: dc, mbox: s.id.Mailbox}
 	sel, err := c.Select(s.id.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
