@@ -11,6 +11,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
@@ -489,6 +490,14 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 // "\n". A missing charset is sniffed from a byte order mark, or for HTML a
 // <meta> declaration; otherwise UTF-8 is assumed, with stray 8-bit bytes
 // read as Windows-1252.
+// textBuffers recycles the buffers text bodies are read into (the result is
+// copied into a string), which were the parser's largest allocation:
+// bytes.Buffer grows by doubling from 512 bytes for every part.
+var textBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledText keeps a rare huge body's buffer from being held forever.
+const maxPooledText = 4 << 20
+
 func (p *parser) readText(body io.Reader, csParam, mediatype, where string) (string, error) {
 	cs := normCharset(csParam)
 	label := "no charset declared"
@@ -519,7 +528,13 @@ func (p *parser) readText(body io.Reader, csParam, mediatype, where string) (str
 		}
 	}
 
-	var buf bytes.Buffer
+	buf := textBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledText {
+			textBuffers.Put(buf)
+		}
+	}()
 	_, err := buf.ReadFrom(io.LimitReader(r, p.max+1))
 	data := buf.Bytes()
 	if int64(len(data)) > p.max {

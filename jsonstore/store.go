@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -50,7 +51,7 @@ type Store struct {
 
 	mu    sync.Mutex
 	state checkpointFile
-	seq   uint64 // temp name counter
+	seq   atomic.Uint64 // temp name counter
 }
 
 // Open creates the output dir if needed, takes its lock (ErrLocked if held),
@@ -255,12 +256,10 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// tempName is unique within the process; the lock keeps other processes
+// out of the temp dir, and Open empties it.
 func (s *Store) tempName(prefix string) string {
-	s.mu.Lock()
-	s.seq++
-	n := s.seq
-	s.mu.Unlock()
-	return filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), n))
+	return filepath.Join(s.tmpDir, prefix+"-"+strconv.FormatUint(s.seq.Add(1), 10))
 }
 
 // ---- batches ----
