@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -112,10 +111,10 @@ func TestServer_restartKeepsMailAndPorts(t *testing.T) {
 
 		s.Stop(t)
 		waitClosed(t, c, "Stop")
-		if conn, err := net.DialTimeout("tcp", addr, waitFor); err == nil {
-			conn.Close()
-			t.Fatal("stopped server still accepts connections")
-		}
+		// Not checked: that a dial to addr now fails. While stopped, the
+		// port is free for any other test process on the machine to take
+		// (seen in CI), and a dial to a free ephemeral port can even
+		// connect to itself.
 		s.Start(t)
 		if s.Addr() != addr {
 			t.Fatalf("address changed across restart: %s → %s", addr, s.Addr())
