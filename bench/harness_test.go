@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mailtap/internal/testbin"
 )
 
 // Environment knobs. Only MAILTAP_BENCH is needed; the others shrink the
@@ -93,18 +94,7 @@ func requireBench(t *testing.T) string {
 }
 
 // buildMailtap builds the module's main package as a user would.
-func buildMailtap(out string) error {
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
-	}
-	cmd := exec.Command("go", "build", "-o", out, ".")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build mailtap: %w\n%s", err, msg)
-	}
-	return nil
-}
+func buildMailtap(out string) error { return testbin.Build(out, nil) }
 
 func envInt(t testing.TB, name string, def int) int {
 	v := os.Getenv(name)
@@ -209,40 +199,6 @@ func loadAvg() string {
 
 // ---- mailtap config ----
 
-type cfgAccount struct {
-	Name      string   `json:"name"`
-	Host      string   `json:"host"`
-	Port      int      `json:"port"`
-	TLS       string   `json:"tls"`
-	Username  string   `json:"username"`
-	Password  string   `json:"password"`
-	Auth      string   `json:"auth"`
-	Mailboxes []string `json:"mailboxes"`
-	Backfill  string   `json:"backfill"`
-}
-
-type cfgOutput struct {
-	Dir          string `json:"dir"`
-	Attachments  string `json:"attachments"`
-	MaxBodyBytes int64  `json:"max_body_bytes"`
-	SaveRaw      bool   `json:"save_raw"`
-	Pretty       bool   `json:"pretty"`
-}
-
-type cfgWatch struct {
-	IDLE            bool   `json:"idle"`
-	PollInterval    string `json:"poll_interval"`
-	MaxBackoff      string `json:"max_backoff"`
-	IdleRefresh     string `json:"idle_refresh"`
-	ResponseTimeout string `json:"response_timeout"`
-}
-
-type cfgFile struct {
-	Accounts []cfgAccount `json:"accounts"`
-	Output   cfgOutput    `json:"output"`
-	Watch    cfgWatch     `json:"watch"`
-}
-
 type server interface {
 	Host() string
 	Port() int
@@ -258,17 +214,13 @@ func writeConfig(t testing.TB, path string, srv server, out, attachments string,
 	if len(mailboxes) == 0 {
 		mailboxes = []string{"INBOX"}
 	}
-	cfg := cfgFile{
-		Accounts: []cfgAccount{{Name: "bench", Host: srv.Host(), Port: srv.Port(), TLS: "none",
+	cfg := testbin.Config{
+		Accounts: []testbin.Account{{Name: "bench", Host: srv.Host(), Port: srv.Port(), TLS: "none",
 			Username: srv.Username(), Password: srv.Password(), Auth: "plain", Mailboxes: mailboxes, Backfill: "all"}},
-		Output: cfgOutput{Dir: out, Attachments: attachments, MaxBodyBytes: 1 << 20, Pretty: true},
-		Watch:  cfgWatch{IDLE: true, PollInterval: "60s", MaxBackoff: "5m", IdleRefresh: "5m", ResponseTimeout: "30s"},
+		Output: testbin.Output{Dir: out, Attachments: attachments, MaxBodyBytes: 1 << 20, Pretty: true},
+		Watch:  testbin.Watch{IDLE: true, PollInterval: "60s", MaxBackoff: "5m", IdleRefresh: "5m", ResponseTimeout: "30s"},
 	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	if err := cfg.WriteFile(path); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -36,7 +36,7 @@ func TestAuth_wrongPasswordSlowRetryNoLeak(t *testing.T) {
 	envAcct := cfg.Accounts[0]
 	envAcct.Name, envAcct.Port, envAcct.Password, envAcct.PasswordEnv = "env", envSrv.Port(), "", envVar
 	cfg.Accounts = append(cfg.Accounts, envAcct)
-	path := cfg.write(t)
+	path := cfg.Write(t)
 	env := []string{envVar + "=" + envWrong}
 
 	start := time.Now()

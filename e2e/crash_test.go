@@ -67,7 +67,7 @@ func TestCrash_sigkillDuringBackfill(t *testing.T) {
 	maxUID := uids[len(uids)-1]
 
 	out := filepath.Join(t.TempDir(), "out")
-	cfg := baseConfig(dc, out).write(t)
+	cfg := baseConfig(dc, out).Write(t)
 
 	// rate is records per second of a run, startup included; it spreads
 	// the random kills over the run time still expected.

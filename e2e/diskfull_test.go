@@ -71,7 +71,7 @@ func testDiskFull(t *testing.T, saveFiles bool) {
 	}
 	p := startMailtap(t, runOpts{
 		wrap: []string{"unshare", "-m", "--propagation", "private", "sh", "-c", tmpfsScript, "sh", mnt, "4m"},
-		args: []string{"--headless", "--log-format", "json", "-c", cfg.write(t)},
+		args: []string{"--headless", "--log-format", "json", "-c", cfg.Write(t)},
 	})
 	p.waitLog(0, 20*time.Second, "state=idle", stateIs("idle"))
 	// mailtap's view of the tmpfs, from outside its namespace.

@@ -34,7 +34,7 @@ func TestHalfOpen_frozenPeerDetected(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	cfg := baseConfig(dc, out)
 	cfg.Accounts[0].Port = px.Port()
-	p := headless(t, cfg.write(t))
+	p := headless(t, cfg.Write(t))
 	p.waitLog(0, 20*time.Second, "state=idle", stateIs("idle"))
 	uid := dc.Deliver(t, "INBOX", testimap.Msg("before the freeze", 1))
 	p.waitLog(0, 10*time.Second, fmt.Sprintf("captured uid=%d", uid), capturedUID(uid))
@@ -104,7 +104,7 @@ func TestHalfOpen_cutMidLiteral(t *testing.T) {
 	cfg := baseConfig(dc, out)
 	cfg.Accounts[0].Port = px.Port()
 	cfg.Output.SaveRaw = true
-	p := headless(t, cfg.write(t))
+	p := headless(t, cfg.Write(t))
 	p.waitLog(0, 20*time.Second, "state=idle", stateIs("idle"))
 
 	big := testimap.MsgSized("five megabytes", 1, 5<<20)

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"mailtap/internal/testbin"
 	"mailtap/internal/testimap"
 )
 
@@ -60,20 +61,11 @@ const raceEnv = "MAILTAP_E2E_RACE"
 // buildMailtap builds the module's main package the way a user would: a
 // plain build (faster, and what ships) unless MAILTAP_E2E_RACE is set.
 func buildMailtap(out string) error {
-	root, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
-	}
-	args := []string{"build", "-o", out}
+	var flags []string
 	if v := os.Getenv(raceEnv); v != "" && v != "0" {
-		args = append(args, "-race")
+		flags = append(flags, "-race")
 	}
-	cmd := exec.Command("go", append(args, ".")...)
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build mailtap: %w\n%s", err, msg)
-	}
-	return nil
+	return testbin.Build(out, nil, flags...)
 }
 
 // binary is the mailtap under test; it skips with -short and fails the test
@@ -91,42 +83,6 @@ func binary(t *testing.T) string {
 
 // ---- config files ----
 
-type cfgAccount struct {
-	Name        string   `json:"name"`
-	Host        string   `json:"host"`
-	Port        int      `json:"port"`
-	TLS         string   `json:"tls"`
-	Username    string   `json:"username"`
-	Password    string   `json:"password,omitempty"`
-	PasswordEnv string   `json:"password_env,omitempty"`
-	Auth        string   `json:"auth"`
-	Mailboxes   []string `json:"mailboxes"`
-	Backfill    string   `json:"backfill"`
-	CAFile      string   `json:"ca_file,omitempty"`
-}
-
-type cfgOutput struct {
-	Dir          string `json:"dir"`
-	Attachments  string `json:"attachments"`
-	MaxBodyBytes int64  `json:"max_body_bytes"`
-	SaveRaw      bool   `json:"save_raw"`
-	Pretty       bool   `json:"pretty"`
-}
-
-type cfgWatch struct {
-	IDLE            bool   `json:"idle"`
-	PollInterval    string `json:"poll_interval"`
-	MaxBackoff      string `json:"max_backoff"`
-	IdleRefresh     string `json:"idle_refresh"`
-	ResponseTimeout string `json:"response_timeout"`
-}
-
-type cfgFile struct {
-	Accounts []cfgAccount `json:"accounts"`
-	Output   cfgOutput    `json:"output"`
-	Watch    cfgWatch     `json:"watch"`
-}
-
 // testAccount is the account name every test uses; records land in
 // <out>/acct/INBOX/.
 const testAccount = "acct"
@@ -134,31 +90,17 @@ const testAccount = "acct"
 // baseConfig watches srv's INBOX in plain text on loopback with the short
 // timings of the brief: backoff capped at 1 s, a 2 s answer timeout and a
 // NOOP every 2 s in IDLE.
-func baseConfig(srv testimap.Server, out string) *cfgFile {
-	return &cfgFile{
-		Accounts: []cfgAccount{{
+func baseConfig(srv testimap.Server, out string) *testbin.Config {
+	return &testbin.Config{
+		Accounts: []testbin.Account{{
 			Name: testAccount, Host: srv.Host(), Port: srv.Port(), TLS: "none",
 			Username: srv.Username(), Password: srv.Password(), Auth: "plain",
 			Mailboxes: []string{"INBOX"}, Backfill: "all",
 		}},
-		Output: cfgOutput{Dir: out, Attachments: "metadata", MaxBodyBytes: 1 << 20, Pretty: true},
-		Watch: cfgWatch{IDLE: true, PollInterval: "2s", MaxBackoff: "1s",
+		Output: testbin.Output{Dir: out, Attachments: "metadata", MaxBodyBytes: 1 << 20, Pretty: true},
+		Watch: testbin.Watch{IDLE: true, PollInterval: "2s", MaxBackoff: "1s",
 			IdleRefresh: "2s", ResponseTimeout: "2s"},
 	}
-}
-
-// write stores the config in a new temp file and returns its path.
-func (c *cfgFile) write(t *testing.T) string {
-	t.Helper()
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // ---- running the binary ----

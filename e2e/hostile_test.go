@@ -290,7 +290,7 @@ func TestHostile_corpusYieldsSaneRecords(t *testing.T) {
 	cfg := baseConfig(dc, out)
 	cfg.Output.Attachments, cfg.Output.SaveRaw = "save", true
 	started := time.Now()
-	p := startMailtap(t, runOpts{args: []string{"--once", "--log-format", "json", "-c", cfg.write(t)}})
+	p := startMailtap(t, runOpts{args: []string{"--once", "--log-format", "json", "-c", cfg.Write(t)}})
 	if code := p.exitCode(3 * time.Minute); code != 0 {
 		t.Fatalf("mailtap --once exited %d on the hostile corpus", code)
 	}

@@ -18,7 +18,7 @@ func TestLock_secondInstanceRefused(t *testing.T) {
 	t.Parallel()
 	srv := testimap.StartMem(t)
 	out := filepath.Join(t.TempDir(), "out")
-	cfg := baseConfig(srv, out).write(t)
+	cfg := baseConfig(srv, out).Write(t)
 	first := headless(t, cfg)
 	first.waitLog(0, 20*time.Second, "state=idle", stateIs("idle"))
 

@@ -18,7 +18,7 @@ func TestServerRestart_mailWhileDownCaptured(t *testing.T) {
 	t.Parallel()
 	dc := testimap.StartDovecot(t, testimap.DovecotOptions{})
 	out := filepath.Join(t.TempDir(), "out")
-	p := headless(t, baseConfig(dc, out).write(t))
+	p := headless(t, baseConfig(dc, out).Write(t))
 	p.waitLog(0, 20*time.Second, "state=idle", stateIs("idle"))
 
 	// Push works before anything breaks.

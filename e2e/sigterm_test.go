@@ -25,7 +25,7 @@ func TestSigterm_duringBackfill(t *testing.T) {
 	uids := dc.DeliverMany(t, "INBOX", msgs)
 
 	out := filepath.Join(t.TempDir(), "out")
-	cfg := baseConfig(dc, out).write(t)
+	cfg := baseConfig(dc, out).Write(t)
 	p := headless(t, cfg)
 	p.waitLog(0, 30*time.Second, "the first captured record", msgIs("captured"))
 	sent := time.Now()

@@ -27,7 +27,7 @@ func TestTLS_selfSignedNeedsCAFile(t *testing.T) {
 	for _, m := range modes {
 		cfg := baseConfig(dc, out)
 		cfg.Accounts[0].TLS, cfg.Accounts[0].Port = m.tls, m.port
-		path := cfg.write(t)
+		path := cfg.Write(t)
 
 		check := startMailtap(t, runOpts{args: []string{"check", "-c", path}})
 		if code := check.exitCode(20 * time.Second); code != 1 {
@@ -39,7 +39,7 @@ func TestTLS_selfSignedNeedsCAFile(t *testing.T) {
 		}
 
 		cfg.Accounts[0].CAFile = dc.CAFile()
-		check = startMailtap(t, runOpts{args: []string{"check", "-c", cfg.write(t)}})
+		check = startMailtap(t, runOpts{args: []string{"check", "-c", cfg.Write(t)}})
 		if code := check.exitCode(20 * time.Second); code != 0 {
 			t.Errorf("check (%s) with ca_file exited %d, want 0:\n%s%s", m.tls, code, check.output(), check.logs.text())
 		}
@@ -49,7 +49,7 @@ func TestTLS_selfSignedNeedsCAFile(t *testing.T) {
 	// ca_file, and nothing is captured.
 	cfg := baseConfig(dc, out)
 	cfg.Accounts[0].TLS, cfg.Accounts[0].Port = "implicit", dc.TLSPort()
-	p := headless(t, cfg.write(t))
+	p := headless(t, cfg.Write(t))
 	p.waitLog(0, 20*time.Second, "state=reconnecting with an error naming ca_file", func(l logLine) bool {
 		return stateIs("reconnecting")(l) && strings.Contains(l.str("err"), "ca_file")
 	})
@@ -60,7 +60,7 @@ func TestTLS_selfSignedNeedsCAFile(t *testing.T) {
 	}
 
 	cfg.Accounts[0].CAFile = dc.CAFile()
-	p = headless(t, cfg.write(t))
+	p = headless(t, cfg.Write(t))
 	p.waitLog(0, 20*time.Second, fmt.Sprintf("captured uid=%d over trusted TLS", uid), capturedUID(uid))
 	p.stop()
 	if recs := readRecords(t, out); len(recs) != 1 || recs[0].Subject != "over TLS" {

@@ -27,7 +27,7 @@ func TestUIDValidity_changeRecapturesAndKeepsOldFiles(t *testing.T) {
 	uv1 := dc.Status(t, "INBOX").UIDValidity
 
 	out := filepath.Join(t.TempDir(), "out")
-	p := headless(t, baseConfig(dc, out).write(t))
+	p := headless(t, baseConfig(dc, out).Write(t))
 	p.waitLog(0, 20*time.Second, "state=idle", stateIs("idle"))
 	waitRecords(t, p, out, len(old), 10*time.Second)
 

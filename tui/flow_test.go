@@ -19,6 +19,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"mailtap/config"
+	"mailtap/internal/testbin"
 	"mailtap/internal/testimap"
 	"mailtap/jsonstore"
 	"mailtap/watcher"
@@ -458,7 +459,7 @@ func TestRun_quitAndContext(t *testing.T) {
 			inR, inW := io.Pipe()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			out := &syncWriter{}
+			out := &testbin.SyncBuffer{}
 			done := make(chan error, 1)
 			go func() {
 				done <- Run(ctx, ctrl, Options{ProgramOptions: []tea.ProgramOption{
@@ -498,21 +499,4 @@ func TestRun_quitAndContext(t *testing.T) {
 			inW.Close()
 		})
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

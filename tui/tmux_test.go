@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mailtap/internal/testbin"
 )
 
 // TestTmux_demo runs the real binary in a real terminal: `mailtap --demo`
@@ -28,13 +30,10 @@ func TestTmux_demo(t *testing.T) {
 		}
 		t.Skip("tmux is not installed (apt-get install tmux); skipping the real-terminal test")
 	}
-	root := repoRoot(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "mailtap")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if err := testbin.Build(bin, nil); err != nil {
+		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
 
@@ -150,13 +149,4 @@ func readLog(out string) string {
 }
 
 // repoRoot is the directory of go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	b, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(b)) == "" || strings.TrimSpace(string(b)) == os.DevNull {
-		t.Fatalf("go env GOMOD: %v %q", err, b)
-	}
-	return filepath.Dir(strings.TrimSpace(string(b)))
-}
-
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"mailtap/config"
+	"mailtap/internal/testbin"
 	"mailtap/internal/testimap"
 	"mailtap/jsonstore"
 	"mailtap/watcher"
@@ -54,24 +54,7 @@ type harness struct {
 	sub    *watcher.Subscription
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuf
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *testbin.SyncBuffer
 }
 
 func start(t *testing.T, cfg *config.Config, opts *watcher.Options) *harness {
@@ -80,7 +63,7 @@ func start(t *testing.T, cfg *config.Config, opts *watcher.Options) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, cfg: cfg, store: store, done: make(chan error, 1), logs: &syncBuf{}}
+	h := &harness{t: t, cfg: cfg, store: store, done: make(chan error, 1), logs: &testbin.SyncBuffer{}}
 	if opts == nil {
 		opts = &watcher.Options{}
 	}

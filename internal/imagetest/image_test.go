@@ -16,12 +16,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"mailtap/config"
+	"mailtap/internal/testbin"
 	"mailtap/internal/testimap"
 	"mailtap/jsonstore"
 	"mailtap/statusweb"
@@ -70,14 +70,6 @@ func binary(t *testing.T) string {
 
 // ---- the Dockerfile ----
 
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
-}
-
 // instruction is one Dockerfile instruction with continuation lines joined.
 type instruction struct {
 	cmd  string // upper case: FROM, RUN, …
@@ -85,7 +77,7 @@ type instruction struct {
 }
 
 func parseDockerfile() ([]instruction, error) {
-	root, err := moduleRoot()
+	root, err := testbin.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -182,17 +174,7 @@ func buildLikeDockerfile(out string) error {
 	if err != nil {
 		return err
 	}
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command("go", append(append([]string{"build"}, args...), "-o", out, ".")...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", strings.Join(args, " "), err, msg)
-	}
-	return nil
+	return testbin.Build(out, []string{"CGO_ENABLED=0"}, args...)
 }
 
 func TestDockerfile_contract(t *testing.T) {
@@ -418,31 +400,14 @@ func TestBinary_healthcheck(t *testing.T) {
 type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testbin.SyncBuffer
 	done   chan struct{}
 	err    error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func start(t *testing.T, environ []string, dir string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(binary(t), args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, cmd: exec.Command(binary(t), args...), stderr: &testbin.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env, p.cmd.Dir, p.cmd.Stderr = environ, dir, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
