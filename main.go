@@ -299,10 +299,9 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	wg.Wait()
 	if err != nil {
 		log.Error("capture failed", "err", err)
-		if !useTUI {
-			return exitFailure
+		if useTUI { // the log went to a file; say it where the user looks
+			fmt.Fprintln(stderr, "mailtap:", err)
 		}
-		fmt.Fprintln(stderr, "mailtap:", err)
 		return exitFailure
 	}
 	log.Info("mailtap stopped cleanly")

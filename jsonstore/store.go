@@ -87,6 +87,10 @@ func (s *Store) Dir() string { return s.dir }
 // StateDir is <out>/.mailtap, where mailtap keeps its own files (logs too).
 func (s *Store) StateDir() string { return s.stateDir }
 
+// TempDir is <out>/.mailtap/tmp, on the same filesystem as the records and
+// emptied by Open, so scratch files a crash leaves behind do not pile up.
+func (s *Store) TempDir() string { return s.tmpDir }
+
 func (s *Store) takeLock() error {
 	path := filepath.Join(s.stateDir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)

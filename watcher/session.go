@@ -26,12 +26,13 @@ var (
 	errConnectionLost     = errors.New("connection lost")
 )
 
-// storeError marks failures to write to the output dir (disk full,
-// permissions): state "error", retried, checkpoint untouched.
-type storeError struct{ err error }
+// localError marks failures on this machine rather than on the network:
+// writing the output dir (disk full, permissions) or reading the password
+// source. State "error", retried with backoff, checkpoint untouched.
+type localError struct{ err error }
 
-func (e storeError) Error() string { return e.err.Error() }
-func (e storeError) Unwrap() error { return e.err }
+func (e localError) Error() string { return e.err.Error() }
+func (e localError) Unwrap() error { return e.err }
 
 // heartbeatEvery is how often a waiting session proves it is alive.
 const heartbeatEvery = 5 * time.Second
@@ -195,7 +196,7 @@ func (s *session) run(ctx context.Context) error {
 			}
 			return err
 		}
-		var se storeError
+		var se localError
 		var delay time.Duration
 		var state State
 		switch {
@@ -277,12 +278,14 @@ func (s *session) waitResume(ctx context.Context) bool {
 
 // conn is one live IMAP connection of a session.
 type conn struct {
-	c     *imapclient.Client
-	dc    *deadlineConn
-	mbox  string
-	uv    uint32
-	delim rune
+	c  *imapclient.Client
+	dc *deadlineConn
+	uv uint32
 }
+
+// delim is the hierarchy delimiter passed to jsonstore: 0, since the
+// session does not LIST; "/" in a mailbox name still makes folders.
+const delim = 0
 
 // connectAndWatch runs one connection: dial, login, examine, catch up, then
 // IDLE or poll until something ends it. ok is called once the session is
@@ -291,7 +294,7 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 	s.setState(StateConnecting, nil, time.Time{})
 	secret, err := s.acct.Secret(ctx)
 	if err != nil {
-		return storeError{fmt.Errorf("password for account %q: %w", s.acct.Name, err)}
+		return localError{fmt.Errorf("password for account %q: %w", s.acct.Name, err)}
 	}
 	opts := &imapclient.Options{
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
@@ -335,7 +338,7 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 		return err
 	}
 	s.beat()
-	cn := &conn{c: c, dc: dc, mbox: s.id.Mailbox}
+	cn := &conn{c: c, dc: dc}
 	sel, err := c.Select(s.id.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return fmt.Errorf("examine %q: %w", s.id.Mailbox, err)
@@ -386,7 +389,7 @@ func (s *session) initCheckpoint(ctx context.Context, cn *conn, sel *imap.Select
 	}
 	store := func(last uint32) error {
 		if err := s.m.store.SetState(s.id.Account, s.id.Mailbox, sel.UIDValidity, last); err != nil {
-			return storeError{err}
+			return localError{err}
 		}
 		s.mu.Lock()
 		s.status.UIDValidity, s.status.LastUID = sel.UIDValidity, last
@@ -552,7 +555,7 @@ func (s *session) fetchAll(ctx context.Context, cn *conn, uids []imap.UID, advan
 				for _, u := range missing {
 					got[uint32(u)] = true
 				}
-				handOff(s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, cn.delim))
+				handOff(s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, delim))
 			}
 		}
 	}
@@ -576,7 +579,7 @@ func (s *session) stream(ctx context.Context, cn *conn, chunk []imap.UID, got ma
 		want[uint32(u)] = true
 	}
 	newBatch := func() *jsonstore.Batch {
-		return s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, cn.delim)
+		return s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, delim)
 	}
 	batch := newBatch()
 
@@ -709,7 +712,7 @@ func (s *session) commit(batch *jsonstore.Batch, advanceTo uint32, notified time
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return storeError{fmt.Errorf("write records for %s: %w", s.id, err)}
+		return localError{fmt.Errorf("write records for %s: %w", s.id, err)}
 	}
 	return nil
 }
@@ -741,27 +744,24 @@ func (s *session) readMessage(batch *jsonstore.Batch, msg *imapclient.FetchMessa
 		case imapclient.FetchItemDataRFC822Size:
 			meta.Size = it.Size
 		case imapclient.FetchItemDataBodySection:
-			var body io.Reader = emptyReader{}
-			if it.Literal != nil {
-				body = &literalReader{r: it.Literal, left: it.Literal.Size(), s: s}
+			if it.Literal == nil {
+				raw = []byte{} // NIL body: an empty message
+				continue
 			}
-			if it.Literal == nil || it.Literal.Size() <= inMemoryMax {
+			body := &literalReader{r: it.Literal, left: it.Literal.Size(), s: s}
+			if it.Literal.Size() <= inMemoryMax {
 				// Small body: read it now and parse it on a worker, so
 				// parsing runs in parallel with the stream.
-				size := int64(0)
-				if it.Literal != nil {
-					size = it.Literal.Size()
-				}
-				raw = make([]byte, size)
+				raw = make([]byte, it.Literal.Size())
 				if _, err := io.ReadFull(body, raw); err != nil {
 					return 0, fmt.Errorf("read body: %w", err)
 				}
 				continue
 			}
 			if meta.UID == 0 {
-				f, err := os.CreateTemp(s.m.store.StateDir(), "spill-*")
+				f, err := os.CreateTemp(s.m.store.TempDir(), "spill-*")
 				if err != nil {
-					return 0, storeError{fmt.Errorf("spill body: %w", err)}
+					return 0, localError{fmt.Errorf("spill body: %w", err)}
 				}
 				spill = f
 				if _, err := io.Copy(f, body); err != nil {
@@ -785,7 +785,7 @@ func (s *session) readMessage(batch *jsonstore.Batch, msg *imapclient.FetchMessa
 	}
 	if spill != nil && pending == nil {
 		if _, err := spill.Seek(0, io.SeekStart); err != nil {
-			return 0, storeError{err}
+			return 0, localError{err}
 		}
 		p, err := batch.Parse(meta.UID, spill)
 		if err != nil {
@@ -797,7 +797,7 @@ func (s *session) readMessage(batch *jsonstore.Batch, msg *imapclient.FetchMessa
 		return 0, fmt.Errorf("uid %d: server sent no body", meta.UID)
 	}
 	if err := batch.Finish(pending, meta); err != nil {
-		return 0, storeError{err}
+		return 0, localError{err}
 	}
 	return meta.UID, nil
 }
@@ -807,14 +807,10 @@ func classify(err error) error {
 	var pe *os.PathError
 	var le *os.LinkError
 	if errors.As(err, &pe) || errors.As(err, &le) {
-		return storeError{err}
+		return localError{err}
 	}
 	return err
 }
-
-type emptyReader struct{}
-
-func (emptyReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // literalReader reads one message body. A connection that ends cleanly in
 // the middle of a literal makes go-imap's reader return io.EOF early; that
