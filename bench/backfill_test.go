@@ -69,10 +69,10 @@ func TestBenchBackfill(t *testing.T) {
 	work := t.TempDir()
 	cfgPath := filepath.Join(work, "config.json")
 	rcPath := filepath.Join(work, "mbsyncrc")
-	var mtRates, mbRates, gcRates []float64
+	var mtRates, mbRates []float64
 	var mtRuns, mbRuns []string
-	var mtCPU, mbCPU, gcCPU []float64
-	var mtRSS, mbRSS, gcRSS int64
+	var mtCPU, mbCPU []float64
+	var mtRSS, mbRSS int64
 	// Files deleted by whatever ran before (a previous test's temp dirs)
 	// make file creation dearer for ~30 s on this filesystem; wait it out.
 	time.Sleep(quietWait)
@@ -91,21 +91,7 @@ func TestBenchBackfill(t *testing.T) {
 		mtCPU = append(mtCPU, res.cpu().Seconds())
 		mtRSS = max(mtRSS, res.maxRSS)
 		mtRuns = append(mtRuns, fmt.Sprintf("%.0f", rate))
-		t.Logf("run %d mailtap: %v, %.0f msgs/s, cpu %v, maxrss %s, load %s", run, res.wall.Round(time.Millisecond), rate, res.cpu().Round(time.Millisecond), mb(res.maxRSS), load)
-
-		// Experiment, not a default: the same with GOGC=400, which trades
-		// peak RSS for less GC work.
-		gcOut := filepath.Join(work, fmt.Sprintf("mailtap-gogc400-%d", run))
-		writeConfig(t, cfgPath, srv, gcOut, "metadata")
-		settle()
-		res = runTimedEnv(t, []string{"GOGC=400"}, bin, "--once", "-c", cfgPath, "--log-level", "warn")
-		if got := countFiles(t, gcOut, func(p string) bool { return strings.HasSuffix(p, ".json") }, ".mailtap"); got != n {
-			t.Fatalf("mailtap (GOGC=400) run %d wrote %d records, want %d", run, got, n)
-		}
-		gcRates = append(gcRates, float64(n)/res.wall.Seconds())
-		gcCPU = append(gcCPU, res.cpu().Seconds())
-		gcRSS = max(gcRSS, res.maxRSS)
-		t.Logf("run %d mailtap GOGC=400: %v, %.0f msgs/s, cpu %v, maxrss %s", run, res.wall.Round(time.Millisecond), float64(n)/res.wall.Seconds(), res.cpu().Round(time.Millisecond), mb(res.maxRSS))
+		t.Logf("run %d mailtap: %v, %.0f msgs/s, cpu %v (user %v, sys %v), maxrss %s, load %s", run, res.wall.Round(time.Millisecond), rate, res.cpu().Round(time.Millisecond), res.user.Round(time.Millisecond), res.sys.Round(time.Millisecond), mb(res.maxRSS), load)
 
 		// mbsync
 		maildir := filepath.Join(work, fmt.Sprintf("maildir-%d", run))
@@ -127,7 +113,7 @@ func TestBenchBackfill(t *testing.T) {
 		mbCPU = append(mbCPU, res.cpu().Seconds())
 		mbRSS = max(mbRSS, res.maxRSS)
 		mbRuns = append(mbRuns, fmt.Sprintf("%.0f", rate))
-		t.Logf("run %d mbsync:  %v, %.0f msgs/s, cpu %v, maxrss %s, load %s", run, res.wall.Round(time.Millisecond), rate, res.cpu().Round(time.Millisecond), mb(res.maxRSS), load)
+		t.Logf("run %d mbsync:  %v, %.0f msgs/s, cpu %v (user %v, sys %v), maxrss %s, load %s", run, res.wall.Round(time.Millisecond), rate, res.cpu().Round(time.Millisecond), res.user.Round(time.Millisecond), res.sys.Round(time.Millisecond), mb(res.maxRSS), load)
 	}
 	mt, mbs := median(mtRates), median(mbRates)
 	mbPerMsg := float64(total) / 1e6 / float64(n)
@@ -139,10 +125,6 @@ func TestBenchBackfill(t *testing.T) {
 	results.add("backfill", fmt.Sprintf("mbsync (isync %s), Sync Pull into a Maildir (median of %d; runs %s msgs/s)", mbsyncVersion(mbsync), runs, strings.Join(mbRuns, ", ")),
 		fmt.Sprintf("**%.0f msgs/s, %.1f MB/s**; %s; peak RSS %s", mbs, mbs*mbPerMsg, cpuPer(mbCPU), mb(mbRSS)), "", "")
 	results.add("backfill", "mailtap ÷ mbsync, messages/s", fmt.Sprintf("**%.2f×**", mt/mbs), "≥ 3×", yesNo(mt/mbs >= 3))
-	gc := median(gcRates)
-	results.add("backfill", fmt.Sprintf("experiment: `GOGC=400 mailtap --once` (median of %d, same rounds)", runs),
-		fmt.Sprintf("%.0f msgs/s (%.2f× mbsync); %s; peak RSS %s", gc, gc/mbs, cpuPer(gcCPU), mb(gcRSS)), "", "")
-
 	breakdown(t, srv, cfgPath, filepath.Join(work, "inproc"), msgs, total)
 }
 

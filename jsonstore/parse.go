@@ -545,17 +545,32 @@ func (p *parser) readText(body io.Reader, csParam, mediatype, where string) (str
 			err = derr
 		}
 	}
-	s, bad := toUTF8(string(data))
+	// Line breaks become "\n" in the pooled buffer, before the one copy
+	// into a string; a stray byte is mapped on its own, so doing this
+	// before toUTF8 gives the same text.
+	s, bad := toUTF8(string(crlfToLF(data)))
 	if bad && reportBad {
 		p.errorf("%s: text is not valid UTF-8 (%s); stray bytes read as Windows-1252", where, label)
 	}
 	s = strings.TrimPrefix(s, "\ufeff")
-	s = strings.ReplaceAll(s, "\r\n", "\n")
 	if int64(len(s)) > p.max {
 		s = cutUTF8(s, int(p.max))
 		p.rec.Truncated = true
 	}
 	return s, err
+}
+
+// crlfToLF replaces every "\r\n" in b with "\n", in place.
+func crlfToLF(b []byte) []byte {
+	out := b[:0]
+	for {
+		i := bytes.Index(b, []byte("\r\n"))
+		if i < 0 {
+			return append(out, b...)
+		}
+		out = append(out, b[:i]...) // moves bytes left within b's array
+		b = b[i+1:]
+	}
 }
 
 // attachment streams a decoded attachment through SHA-256, a byte count

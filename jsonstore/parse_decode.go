@@ -266,17 +266,55 @@ func (d *base64Reader) Read(p []byte) (int, error) {
 }
 
 func (d *base64Reader) decode(b []byte) {
-	if cap(d.obuf) < len(b) {
-		d.obuf = make([]byte, 0, len(b))
+	// Every 4 input bytes give at most 3 output bytes; a group carried in
+	// from the last call and one flushed at the end add at most 5.
+	if need := len(b)/4*3 + 5; cap(d.obuf) < need {
+		d.obuf = make([]byte, 0, need)
 	}
-	d.out = d.obuf[:0]
-	for _, c := range b {
+	out := d.obuf[:cap(d.obuf)]
+	o := 0
+	for i := 0; i < len(b); {
+		// Fast path: whole groups of four alphabet bytes, which is all
+		// of a well-formed line. Valid values are below 64, so one OR
+		// tells whether any of the four is outside the alphabet.
+		if d.nq == 0 && !d.padEnded {
+			for ; i+8 <= len(b); i += 8 {
+				q := b[i : i+8 : i+8]
+				v0, v1, v2, v3 := b64Value[q[0]], b64Value[q[1]], b64Value[q[2]], b64Value[q[3]]
+				v4, v5, v6, v7 := b64Value[q[4]], b64Value[q[5]], b64Value[q[6]], b64Value[q[7]]
+				if (v0|v1|v2|v3|v4|v5|v6|v7)&0x80 != 0 {
+					break
+				}
+				n := uint64(v0)<<42 | uint64(v1)<<36 | uint64(v2)<<30 | uint64(v3)<<24 |
+					uint64(v4)<<18 | uint64(v5)<<12 | uint64(v6)<<6 | uint64(v7)
+				w := out[o : o+6 : o+6]
+				w[0], w[1], w[2], w[3], w[4], w[5] = byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+				o += 6
+			}
+			for ; i+4 <= len(b); i += 4 {
+				a, b1, c, e := b64Value[b[i]], b64Value[b[i+1]], b64Value[b[i+2]], b64Value[b[i+3]]
+				if (a|b1|c|e)&0x80 != 0 {
+					break
+				}
+				out[o] = a<<2 | b1>>4
+				out[o+1] = b1<<4 | c>>2
+				out[o+2] = c<<6 | e
+				o += 3
+			}
+			if i == len(b) {
+				break
+			}
+		}
+		c := b[i]
+		i++
 		v := b64Value[c]
 		if v == 0xff {
 			switch c {
 			case '=':
 				if d.nq >= 2 {
+					d.out = out[:o]
 					d.flush()
+					o = len(d.out)
 					d.padEnded = true
 				}
 			case ' ', '\t', '\r', '\n':
@@ -292,10 +330,14 @@ func (d *base64Reader) decode(b []byte) {
 		d.q[d.nq] = v
 		d.nq++
 		if d.nq == 4 {
-			d.out = append(d.out, d.q[0]<<2|d.q[1]>>4, d.q[1]<<4|d.q[2]>>2, d.q[2]<<6|d.q[3])
+			out[o] = d.q[0]<<2 | d.q[1]>>4
+			out[o+1] = d.q[1]<<4 | d.q[2]>>2
+			out[o+2] = d.q[2]<<6 | d.q[3]
+			o += 3
 			d.nq = 0
 		}
 	}
+	d.out = out[:o]
 }
 
 // flush emits a partial group: 2 sextets hold 1 byte, 3 hold 2.
@@ -375,6 +417,38 @@ func (q *qpReader) step() {
 				}
 				q.flushWS()
 				q.out = append(q.out, buf[start:i]...)
+				continue
+			}
+			if c := buf[i]; c == ' ' || c == '\t' {
+				// Whitespace is dropped only before a line break, so a
+				// run followed by anything else in the buffer is text.
+				j := i + 1
+				for j < len(buf) && (buf[j] == ' ' || buf[j] == '\t') {
+					j++
+				}
+				if j < len(buf) && buf[j] != '\r' && buf[j] != '\n' {
+					q.flushWS()
+					q.out = append(q.out, buf[i:j]...)
+					i = j
+					continue
+				}
+				if j < len(buf) && (buf[j] == '\n' || buf[j] == '\r' && j+1 < len(buf) && buf[j+1] == '\n') {
+					q.ws = q.ws[:0]
+					i = j
+					continue
+				}
+				break
+			}
+			if buf[i] == '\r' && i+1 < len(buf) && buf[i+1] == '\n' {
+				q.ws = q.ws[:0]
+				q.out = append(q.out, '\r', '\n')
+				i += 2
+				continue
+			}
+			if buf[i] == '\n' {
+				q.ws = q.ws[:0]
+				q.out = append(q.out, '\n')
+				i++
 				continue
 			}
 			if buf[i] == '=' && i+2 < len(buf) {

@@ -238,3 +238,74 @@ func TestParseParamHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestDecoders_sameResultHoweverChunked feeds random, mostly malformed
+// input through each decoder whole (the fast paths see long runs) and one
+// byte at a time (only the byte-by-byte paths run): output and the
+// problem counts must not depend on the chunking.
+func TestDecoders_sameResultHoweverChunked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	pick := func(alphabet string) []byte {
+		b := make([]byte, rng.IntN(9000))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return b
+	}
+	type result struct {
+		out               string
+		junk, midPad, bad int64
+		dangling          bool
+	}
+	chunkings := map[string]func(io.Reader) io.Reader{
+		"one-byte": iotest.OneByteReader,
+		"half":     iotest.HalfReader,
+		"whole":    func(r io.Reader) io.Reader { return r },
+	}
+	for i := 0; i < 300; i++ {
+		b64in := pick("QUJDRA==\r\n \t!aZ09+/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+		qpin := pick("ab c\t=\r\n3DfFzZ \xe9\x00abcdefghijklmnopqrstuvwxyz  ==\r\n")
+		var want [2]*result
+		for _, name := range []string{"one-byte", "half", "whole"} {
+			chunk := chunkings[name]
+			d := newBase64Reader(chunk(bytes.NewReader(b64in)))
+			out, err := io.ReadAll(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := newQPReader(chunk(bytes.NewReader(qpin)))
+			qout, err := io.ReadAll(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := [2]*result{
+				{out: string(out), junk: d.junk, midPad: d.midPad, dangling: d.dangling},
+				{out: string(qout), bad: q.bad},
+			}
+			if want[0] == nil {
+				want = got
+				continue
+			}
+			for k, kind := range []string{"base64", "quoted-printable"} {
+				if *got[k] != *want[k] {
+					t.Fatalf("case %d %s read %s: %+v, one byte at a time: %+v", i, kind, name, *got[k], *want[k])
+				}
+			}
+		}
+	}
+}
+
+func TestCRLFToLF(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                 "",
+		"no breaks":        "no breaks",
+		"a\r\nb\r\n":       "a\nb\n",
+		"\r\r\n\r":         "\r\n\r",
+		"lone\rcr\n\r\n\n": "lone\rcr\n\n\n",
+		"\r\n\r\n\r\n":     "\n\n\n",
+	} {
+		if got := string(crlfToLF([]byte(in))); got != want {
+			t.Errorf("crlfToLF(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -43,7 +43,7 @@ func (p *parser) readTopHeader(br *bufio.Reader) (fields []rawField, rest []byte
 		if cur != nil {
 			cur.value = string(curValue)
 			fields = append(fields, *cur)
-			cur, curValue = nil, nil
+			cur, curValue = nil, curValue[:0] // the string is a copy; reuse the bytes
 		}
 	}
 	// addLine unfolds the way go-message does for part headers: each
@@ -119,7 +119,7 @@ func (p *parser) readTopHeader(br *bufio.Reader) (fields []rawField, rest []byte
 			continue
 		}
 		cur = &rawField{name: string(name)}
-		curValue = nil
+		curValue = curValue[:0]
 		addLine(line[colon+1:])
 	}
 	flush()
