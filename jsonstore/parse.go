@@ -118,7 +118,6 @@ type parser struct {
 	haveHTML     bool
 	errCount     int
 	attachCapped bool
-	copyBuf      []byte
 }
 
 // errorf adds a parse error (up to maxParseErrors of them).
@@ -145,7 +144,8 @@ func (p *parser) finish() *Record {
 }
 
 func (p *parser) parse() {
-	br := bufio.NewReaderSize(p.src, 16<<10)
+	br := getReader(&topReaders, p.src)
+	defer putReader(&topReaders, br)
 	fields, rest := p.readTopHeader(br)
 	if p.stopped() {
 		return
@@ -331,11 +331,12 @@ func validMediaType(mt string) bool {
 // line comes at all the body is shown as text instead.
 func (p *parser) multipart(e entity, mediatype, boundary string) {
 	pre := &capRecorder{r: e.body, max: p.max + 1}
-	br := bufio.NewReaderSize(pre, 4096)
+	br := getReader(&partReaders, pre)
+	defer putReader(&partReaders, br)
 	dash := []byte("--" + boundary)
 	var first []byte
 	for first == nil {
-		line, n, eol, err := readLine(br, int64(len(dash))+66)
+		line, n, eol, err := readLine(br, int64(len(dash))+66, nil)
 		if p.stopped() {
 			return
 		}
@@ -441,6 +442,7 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 			p.errorf("%s: unknown Content-Transfer-Encoding %s; kept encoded", where, quoteShort(cte))
 		}
 		body, b64, qp = dec, f, q
+		defer releaseDecoders(b64, qp)
 	}
 
 	var err error
@@ -490,6 +492,27 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 // "\n". A missing charset is sniffed from a byte order mark, or for HTML a
 // <meta> declaration; otherwise UTF-8 is assumed, with stray 8-bit bytes
 // read as Windows-1252.
+// Buffers every message needs are recycled across messages: allocated per
+// message and part, they were most of the parser's garbage. A buffer goes
+// back to its pool only when the function that took it returns, after the
+// last read through it.
+var (
+	topReaders  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+	partReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	copyBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+)
+
+func getReader(pool *sync.Pool, r io.Reader) *bufio.Reader {
+	br := pool.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putReader(pool *sync.Pool, br *bufio.Reader) {
+	br.Reset(nil) // drop the source
+	pool.Put(br)
+}
+
 // textBuffers recycles the buffers text bodies are read into (the result is
 // copied into a string), which were the parser's largest allocation:
 // bytes.Buffer grows by doubling from 512 bytes for every part.
@@ -506,7 +529,8 @@ func (p *parser) readText(body io.Reader, csParam, mediatype, where string) (str
 	}
 	r := body
 	if cs == "" {
-		br := bufio.NewReaderSize(body, 1024)
+		br := getReader(&partReaders, body)
+		defer putReader(&partReaders, br)
 		head, _ := br.Peek(1024) // a read error comes back from Read below
 		if mediatype == "text/html" {
 			cs = sniffHTMLCharset(head)
@@ -600,10 +624,9 @@ func (p *parser) attachment(body io.Reader, a Attachment) error {
 			a.SavedAs = &savedAs
 		}
 	}
-	if p.copyBuf == nil {
-		p.copyBuf = make([]byte, 16<<10)
-	}
-	_, err := io.CopyBuffer(tw, body, p.copyBuf)
+	cb := copyBuffers.Get().(*[]byte)
+	_, err := io.CopyBuffer(tw, body, *cb)
+	copyBuffers.Put(cb)
 	if tw.werr != nil {
 		err = nil // not a read error
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
@@ -244,8 +245,33 @@ var b64Value = func() (t [256]byte) {
 	return t
 }()
 
+var (
+	base64Readers = sync.Pool{New: func() any { return &base64Reader{in: make([]byte, 4096)} }}
+	qpReaders     = sync.Pool{New: func() any {
+		return &qpReader{br: bufio.NewReaderSize(nil, 4096), obuf: make([]byte, 0, 8192)}
+	}}
+)
+
+// newBase64Reader takes a decoder from the pool; releaseDecoders returns it.
 func newBase64Reader(r io.Reader) *base64Reader {
-	return &base64Reader{r: r, in: make([]byte, 4096)}
+	d := base64Readers.Get().(*base64Reader)
+	in, obuf := d.in, d.obuf
+	*d = base64Reader{r: r, in: in, obuf: obuf[:0]}
+	return d
+}
+
+// releaseDecoders returns decoders (either may be nil) to their pools once
+// nothing reads through them any more.
+func releaseDecoders(b64 *base64Reader, qp *qpReader) {
+	if b64 != nil {
+		b64.r, b64.out = nil, nil
+		base64Readers.Put(b64)
+	}
+	if qp != nil {
+		qp.br.Reset(nil)
+		qp.out = nil
+		qpReaders.Put(qp)
+	}
 }
 
 func (d *base64Reader) Read(p []byte) (int, error) {
@@ -367,8 +393,13 @@ type qpReader struct {
 	bad  int64 // "=" not starting a hex pair or a soft line break
 }
 
+// newQPReader takes a decoder from the pool; releaseDecoders returns it.
 func newQPReader(r io.Reader) *qpReader {
-	return &qpReader{br: bufio.NewReaderSize(r, 4096), obuf: make([]byte, 0, 8192)}
+	q := qpReaders.Get().(*qpReader)
+	br, ws, obuf := q.br, q.ws, q.obuf
+	br.Reset(r)
+	*q = qpReader{br: br, ws: ws[:0], obuf: obuf[:0]}
+	return q
 }
 
 // maxPendingWS bounds the whitespace held back while waiting to see

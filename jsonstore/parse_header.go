@@ -37,6 +37,7 @@ func (p *parser) readTopHeader(br *bufio.Reader) (fields []rawField, rest []byte
 		over     bool
 		cur      *rawField
 		curValue []byte
+		lineBuf  []byte // reused by readLine: each line is copied out before the next
 		first    = true
 	)
 	flush := func() {
@@ -64,7 +65,8 @@ func (p *parser) readTopHeader(br *bufio.Reader) (fields []rawField, rest []byte
 		if over {
 			budget = 0
 		}
-		line, n, eol, err := readLine(br, budget)
+		line, n, eol, err := readLine(br, budget, lineBuf[:0])
+		lineBuf = line
 		total += n
 		if !over && total > maxHeaderBytes {
 			over = true
@@ -141,8 +143,9 @@ func validFieldName(name []byte) bool {
 // readLine reads one line from br, keeping at most keep bytes of it (the
 // rest is read and dropped). It returns the line without its ending, the
 // number of bytes consumed, the ending ("\r\n", "\n" or "" at EOF) and
-// the read error, if any.
-func readLine(br *bufio.Reader, keep int64) (line []byte, n int64, eol string, err error) {
+// the read error, if any. The line is appended to buf[:0] (which may be nil).
+func readLine(br *bufio.Reader, keep int64, buf []byte) (line []byte, n int64, eol string, err error) {
+	line = buf
 	var last2 [2]byte // the last two bytes consumed, kept or not
 	for {
 		chunk, e := br.ReadSlice('\n')

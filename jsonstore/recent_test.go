@@ -20,7 +20,7 @@ func recentWriteRecord(t testing.TB, out, account, mailbox string, uidv, uid uin
 		Subject: fmt.Sprintf("message %d", uid), CapturedAt: captured.UTC(),
 		From: []Address{{Name: "Ann", Address: "ann@example.com"}}}
 	rec.Normalize()
-	data, err := marshal(rec, true)
+	data, err := appendRecord(nil, rec, true)
 	if err != nil {
 		t.Fatal(err)
 	}

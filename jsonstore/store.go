@@ -441,8 +441,22 @@ func (b *Batch) AddBytes(uid uint32, raw []byte, m Meta) {
 	}()
 }
 
+// recordBuffers recycles the buffers records are encoded into; a record's
+// bytes are garbage once written to its temp file.
+var recordBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledRecord keeps a rare huge record's buffer from being held forever.
+const maxPooledRecord = 4 << 20
+
 func (b *Batch) writeRecord(it *pendingRecord) error {
-	data, err := marshal(it.rec, b.s.opts.Pretty)
+	buf := recordBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledRecord {
+			recordBuffers.Put(buf)
+		}
+	}()
+	data, err := appendRecord((*buf)[:0], it.rec, b.s.opts.Pretty)
+	*buf = data[:0]
 	if err != nil {
 		return fmt.Errorf("uid %d: encode record: %w", it.uid, err)
 	}
@@ -471,46 +485,6 @@ func boolInt(b bool) int64 {
 		return 1
 	}
 	return 0
-}
-
-// marshal encodes a record in one pass (encoding/json indents in a second
-// pass over its output, a quarter of the capture CPU in profiles). The
-// options reproduce encoding/json's output: U+2028/U+2029 escaped, <>&
-// left alone, and a trailing newline as json.Encoder writes.
-func marshal(rec *Record, pretty bool) ([]byte, error) {
-	opts := []json.Options{jsontext.EscapeForJS(true), jsontext.EscapeForHTML(false), jsontext.AllowInvalidUTF8(true)}
-	if pretty {
-		opts = append(opts, jsontext.WithIndent("  "))
-	}
-	data, err := json.Marshal(rec, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return escapeControls(append(data, '\n')), nil
-}
-
-// escapeControls writes DEL (U+007F) and the C1 controls (U+0080–U+009F,
-// e.g. U+009B, the one-byte CSI) as \u escapes. encoding/json escapes only
-// the C0 range, but a consumer that prints a record to a terminal must not
-// meet any control character raw. They can only occur inside strings, so a
-// byte-level pass over the encoded output is exact.
-func escapeControls(b []byte) []byte {
-	if bytes.IndexByte(b, 0x7f) < 0 && bytes.IndexByte(b, 0xc2) < 0 {
-		return b
-	}
-	out := make([]byte, 0, len(b)+64)
-	for i := 0; i < len(b); i++ {
-		switch {
-		case b[i] == 0x7f:
-			out = append(out, `\u007f`...)
-		case b[i] == 0xc2 && i+1 < len(b) && b[i+1] >= 0x80 && b[i+1] <= 0x9f:
-			out = fmt.Appendf(out, `\u%04x`, b[i+1])
-			i++
-		default:
-			out = append(out, b[i])
-		}
-	}
-	return out
 }
 
 // Commit makes every added record durable and visible, then advances the
