@@ -439,61 +439,78 @@ func (q *qpReader) step() {
 		// complete "=XX" escapes. Anything needing look-ahead past the
 		// buffer goes the byte-by-byte way below.
 		buf, _ := q.br.Peek(q.br.Buffered())
+		// Decoded output is never longer than its input plus the held
+		// whitespace, so room for both lets the loop index instead of append.
+		if need := len(q.out) + len(q.ws) + len(buf); cap(q.out) < need {
+			q.out = append(make([]byte, 0, need+need/2), q.out...)
+		}
+		out := q.out[:cap(q.out)]
+		o := len(q.out)
+		if len(q.ws) > 0 && len(buf) > 0 {
+			// Whitespace held back by the slow path: what follows decides.
+			switch c := buf[0]; {
+			case c == '\n' || c == '\r' && len(buf) > 1 && buf[1] == '\n':
+				q.ws = q.ws[:0]
+			case c == ' ' || c == '\t' || c == '\r':
+				buf = nil // more of it, or a lone CR: the slow path decides
+			default: // text or "="
+				o += copy(out[o:], q.ws)
+				q.ws = q.ws[:0]
+			}
+		}
 		i := 0
 		for i < len(buf) {
-			if !qpSpecial[buf[i]] {
+			c := buf[i]
+			if !qpSpecial[c] {
 				start := i
-				for i < len(buf) && !qpSpecial[buf[i]] {
-					i++
+				for i++; i < len(buf) && !qpSpecial[buf[i]]; i++ {
 				}
-				q.flushWS()
-				q.out = append(q.out, buf[start:i]...)
+				o += copy(out[o:], buf[start:i])
 				continue
 			}
-			if c := buf[i]; c == ' ' || c == '\t' {
+			if c == ' ' || c == '\t' {
 				// Whitespace is dropped only before a line break, so a
 				// run followed by anything else in the buffer is text.
 				j := i + 1
 				for j < len(buf) && (buf[j] == ' ' || buf[j] == '\t') {
 					j++
 				}
-				if j < len(buf) && buf[j] != '\r' && buf[j] != '\n' {
-					q.flushWS()
-					q.out = append(q.out, buf[i:j]...)
-					i = j
+				if j == len(buf) || buf[j] == '\r' && j+1 == len(buf) {
+					break // cannot tell yet: the slow path holds it
+				}
+				if buf[j] == '\n' || buf[j] == '\r' && buf[j+1] == '\n' {
+					i = j // trailing whitespace: dropped
 					continue
 				}
-				if j < len(buf) && (buf[j] == '\n' || buf[j] == '\r' && j+1 < len(buf) && buf[j+1] == '\n') {
-					q.ws = q.ws[:0]
-					i = j
-					continue
-				}
-				break
+				o += copy(out[o:], buf[i:j])
+				i = j
+				continue
 			}
-			if buf[i] == '\r' && i+1 < len(buf) && buf[i+1] == '\n' {
-				q.ws = q.ws[:0]
-				q.out = append(q.out, '\r', '\n')
+			if c == '\r' && i+1 < len(buf) && buf[i+1] == '\n' {
+				out[o], out[o+1] = '\r', '\n'
+				o += 2
 				i += 2
 				continue
 			}
-			if buf[i] == '\n' {
-				q.ws = q.ws[:0]
-				q.out = append(q.out, '\n')
+			if c == '\n' {
+				out[o] = '\n'
+				o++
 				i++
 				continue
 			}
-			if buf[i] == '=' && i+2 < len(buf) {
+			if c == '=' && i+2 < len(buf) {
 				hi, ok1 := unhex(buf[i+1])
 				lo, ok2 := unhex(buf[i+2])
 				if ok1 && ok2 {
-					q.flushWS()
-					q.out = append(q.out, hi<<4|lo)
+					out[o] = hi<<4 | lo
+					o++
 					i += 3
 					continue
 				}
 			}
 			break
 		}
+		q.out = out[:o]
 		if i > 0 {
 			q.br.Discard(i)
 			continue
