@@ -432,3 +432,24 @@ func escapeControls(b []byte) []byte {
 	}
 	return out
 }
+
+// TestAppendQuoted_everyByteEveryPosition puts each byte value at each
+// position of a run of plain text, so the eight-at-a-time path meets it
+// in every lane.
+func TestAppendQuoted_everyByteEveryPosition(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 17; pos++ {
+			b := []byte(strings.Repeat("a", 17))
+			b[pos] = byte(c)
+			s := string(b)
+			want, err := json.Marshal(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = []byte(strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(string(want)))
+			if got := appendQuoted(nil, s); !bytes.Equal(got, escapeControls(want)) {
+				t.Fatalf("byte %#x at %d: %s, want %s", c, pos, got, escapeControls(want))
+			}
+		}
+	}
+}
