@@ -32,6 +32,8 @@ type Options struct {
 	SaveAttachments bool  // output.attachments = "save"
 	SaveRaw         bool  // also write <base>.eml
 	MaxBodyBytes    int64 // see ParseOptions
+
+	namedTemps bool // tests: never use unnamed temp files
 }
 
 // Store is an output dir opened for writing. It is safe for concurrent use by
@@ -46,6 +48,12 @@ type Store struct {
 	tmpDirFile *os.File
 	opts       Options
 	lock       *os.File
+
+	// Unnamed record temp files (unnamed.go): at most maxUnnamed open at
+	// once (0: not supported here), linked through /proc if linkByProc.
+	maxUnnamed  int64
+	linkByProc  bool
+	unnamedOpen atomic.Int64
 
 	// Semaphores shared by all batches: parsers bounds the messages parsed
 	// in parallel by AddBytes (CPU-bound, one per core); recordWriters
@@ -81,6 +89,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.tmpDirFile, err = os.Open(s.tmpDir); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open temp dir: %w", err)
+	}
+	if !opts.namedTemps {
+		s.probeUnnamed()
 	}
 	if err := s.loadCheckpoint(); err != nil {
 		s.Close()
@@ -296,17 +307,7 @@ func (s *Store) writeTemp(name string, data []byte) (err error) {
 	if err != nil {
 		return &os.PathError{Op: "create", Path: filepath.Join(s.tmpDir, name), Err: err}
 	}
-	for len(data) > 0 && err == nil {
-		var n int
-		n, err = unix.Write(fd, data)
-		switch {
-		case err == unix.EINTR:
-			err = nil
-		case err == nil && n == 0:
-			err = io.ErrShortWrite
-		}
-		data = data[max(n, 0):]
-	}
+	err = writeAll(fd, data)
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
@@ -366,7 +367,8 @@ type pendingRecord struct {
 	rec     *Record // until written
 	final   string  // path of the record in <out>
 	bytes   int64
-	renames []rename // attachments and .eml first, the record last
+	renames []rename     // attachments and .eml first, then the record if named
+	unnamed *unnamedFile // the record's temp file, if unnamed
 	summary Summary
 }
 
@@ -527,11 +529,19 @@ func (b *Batch) writeRecord(it *pendingRecord) error {
 	if err != nil {
 		return fmt.Errorf("uid %d: encode record: %w", it.uid, err)
 	}
-	name := b.s.tempBase("rec")
-	if err := b.s.writeTemp(name, data); err != nil {
+	f, err := b.s.createUnnamed(data)
+	switch {
+	case err != nil:
 		return fmt.Errorf("uid %d: write record: %w", it.uid, err)
+	case f != nil:
+		it.unnamed = f
+	default:
+		name := b.s.tempBase("rec")
+		if err := b.s.writeTemp(name, data); err != nil {
+			return fmt.Errorf("uid %d: write record: %w", it.uid, err)
+		}
+		it.renames = append(it.renames, rename{filepath.Join(b.s.tmpDir, name), it.final})
 	}
-	it.renames = append(it.renames, rename{filepath.Join(b.s.tmpDir, name), it.final})
 	it.bytes += int64(len(data))
 	it.summary = SummaryOf(it.rec, it.final)
 	it.rec = nil // the encoded copy is what counts now; free the memory
@@ -571,55 +581,13 @@ func (b *Batch) Commit(advanceTo uint32) (Committed, error) {
 			b.Discard()
 			return Committed{}, err
 		}
-		if err := syncTemp(s.tmpDir, b.items); err != nil {
+		if err := s.syncTemp(b.items); err != nil {
 			b.Discard()
 			return Committed{}, err
 		}
-		// Each target dir is opened once per batch, for the renames and
-		// its fsync; parents of dirs created here need the fsync only.
-		dirs := map[string]*os.File{}
-		parents := map[string]bool{}
-		defer func() {
-			for _, f := range dirs {
-				f.Close()
-			}
-		}()
-		for _, it := range b.items {
-			for _, r := range it.renames {
-				d := filepath.Dir(r.to)
-				df := dirs[d]
-				if df == nil {
-					created, err := mkdirAllTracked(d)
-					if err == nil {
-						df, err = os.Open(d)
-					}
-					if err != nil {
-						b.Discard()
-						return Committed{}, fmt.Errorf("create %s: %w", d, err)
-					}
-					for _, c := range created {
-						parents[filepath.Dir(c)] = true
-					}
-					dirs[d] = df
-				}
-				if err := s.renameInto(r, df); err != nil {
-					b.Discard()
-					return Committed{}, fmt.Errorf("rename into %s: %w", r.to, err)
-				}
-			}
-		}
-		for d, f := range dirs {
-			if err := f.Sync(); err != nil {
-				b.Discard()
-				return Committed{}, fmt.Errorf("fsync dir %s: %w", d, err)
-			}
-			delete(parents, d)
-		}
-		for d := range parents {
-			if err := syncDir(d); err != nil {
-				b.Discard()
-				return Committed{}, err
-			}
+		if err := s.placeRecords(b.items); err != nil {
+			b.Discard()
+			return Committed{}, err
 		}
 	}
 	var c Committed
@@ -645,12 +613,96 @@ type Committed struct {
 	Bytes     int64 // record, raw copy and attachment bytes written
 }
 
+// placeRecords moves every record of a synced batch into place: renames
+// (attachments and raw copies before their record) and links, then makes
+// the new names durable. Each target dir is opened once, for the renames
+// and links into it and its fsync; parents of dirs created here need the
+// fsync only.
+func (s *Store) placeRecords(items []*pendingRecord) error {
+	dirs := map[string]*os.File{}
+	parents := map[string]bool{}
+	var linked []*unnamedFile // closed only after the sync below
+	defer func() {
+		for _, f := range dirs {
+			f.Close()
+		}
+		for _, f := range linked {
+			s.closeUnnamed(f)
+		}
+	}()
+	dirFor := func(path string) (*os.File, error) {
+		d := filepath.Dir(path)
+		if df := dirs[d]; df != nil {
+			return df, nil
+		}
+		created, err := mkdirAllTracked(d)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+		df, err := os.Open(d)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", d, err)
+		}
+		for _, c := range created {
+			parents[filepath.Dir(c)] = true
+		}
+		dirs[d] = df
+		return df, nil
+	}
+	for _, it := range items {
+		for _, r := range it.renames {
+			df, err := dirFor(r.to)
+			if err != nil {
+				return err
+			}
+			if err := s.renameInto(r, df); err != nil {
+				return fmt.Errorf("rename into %s: %w", r.to, err)
+			}
+		}
+		if f := it.unnamed; f != nil {
+			df, err := dirFor(it.final)
+			if err != nil {
+				return err
+			}
+			it.unnamed = nil
+			linked = append(linked, f)
+			if err := s.linkUnnamed(f, df, filepath.Base(it.final)); err != nil {
+				return err
+			}
+		}
+	}
+	// A link changed the file's inode too (see unnamed.go): sync it.
+	if len(linked) <= syncfsThreshold || unix.Syncfs(int(s.tmpDirFile.Fd())) != nil {
+		for _, f := range linked {
+			if err := unix.Fsync(f.fd); err != nil {
+				return fmt.Errorf("fsync linked record: %w", err)
+			}
+		}
+	}
+	for d, f := range dirs {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync dir %s: %w", d, err)
+		}
+		delete(parents, d)
+	}
+	for d := range parents {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Discard removes the temp files of records not yet committed.
 func (b *Batch) Discard() {
 	b.writers.Wait()
 	for _, it := range b.items {
 		for _, r := range it.renames {
 			os.Remove(r.from)
+		}
+		if it.unnamed != nil {
+			b.s.closeUnnamed(it.unnamed)
+			it.unnamed = nil
 		}
 	}
 	b.items = nil
@@ -662,27 +714,26 @@ func (b *Batch) Discard() {
 // the single new message of an IDLE notification on a busy machine.
 const syncfsThreshold = 16
 
-// syncTemp makes every temp file's data durable before any is renamed.
-func syncTemp(tmpDir string, items []*pendingRecord) error {
+// syncTemp makes every temp file's data durable before any is renamed or
+// linked.
+func (s *Store) syncTemp(items []*pendingRecord) error {
 	var files []string
+	var unnamed []*unnamedFile
 	for _, it := range items {
 		for _, r := range it.renames {
 			files = append(files, r.from)
 		}
-	}
-	if len(files) > syncfsThreshold {
-		d, err := os.Open(tmpDir)
-		if err != nil {
-			return fmt.Errorf("open temp dir: %w", err)
+		if it.unnamed != nil {
+			unnamed = append(unnamed, it.unnamed)
 		}
-		err = unix.Syncfs(int(d.Fd()))
-		d.Close()
-		if err == nil {
+	}
+	if len(files)+len(unnamed) > syncfsThreshold {
+		if unix.Syncfs(int(s.tmpDirFile.Fd())) == nil {
 			return nil
 		}
 		// Not supported here: fall back to fsyncing each file.
 	}
-	errs := make([]error, len(files))
+	errs := make([]error, len(files)+len(unnamed))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, syncfsThreshold) // bounds open files
 	for i, name := range files {
@@ -697,6 +748,16 @@ func syncTemp(tmpDir string, items []*pendingRecord) error {
 			}
 			if err != nil {
 				errs[i] = fmt.Errorf("fsync %s: %w", name, err)
+			}
+		}()
+	}
+	for i, f := range unnamed {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := unix.Fsync(f.fd); err != nil {
+				errs[len(files)+i] = fmt.Errorf("fsync record temp file: %w", err)
 			}
 		}()
 	}
