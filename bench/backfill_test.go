@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -126,94 +125,6 @@ func TestBenchBackfill(t *testing.T) {
 		fmt.Sprintf("**%.0f msgs/s, %.1f MB/s**; %s; peak RSS %s", mbs, mbs*mbPerMsg, cpuPer(mbCPU), mb(mbRSS)), "", "")
 	results.add("backfill", "mailtap ÷ mbsync, messages/s", fmt.Sprintf("**%.2f×**", mt/mbs), "≥ 3×", yesNo(mt/mbs >= 3))
 	breakdown(t, srv, cfgPath, filepath.Join(work, "inproc"), msgs, total)
-}
-
-// commitSteps splits a group commit into its system calls: the same steps
-// jsonstore's Batch.Commit takes (encode with indent, write a temp file,
-// one syncfs per batch of 200, rename into the mailbox dir, fsync the dir),
-// done here one after the other on one goroutine and timed apart.
-func commitSteps(t *testing.T, dir string, msgs [][]byte) {
-	t.Helper()
-	tmp, final := filepath.Join(dir, "tmp"), filepath.Join(dir, "bench", "INBOX")
-	for _, d := range []string{tmp, final} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var enc, create, syncfs, rename, dirsync time.Duration
-	var bytesOut int64
-	const batchSize = 200
-	d, err := os.Open(tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	for lo := 0; lo < len(msgs); lo += batchSize {
-		hi := min(lo+batchSize, len(msgs))
-		// Parsed per batch, untimed, so the live heap is what mailtap's is.
-		recs := make([]*jsonstore.Record, hi-lo)
-		for i := range recs {
-			rec, err := jsonstore.Parse(bytes.NewReader(msgs[lo+i]), jsonstore.ParseOptions{MaxBodyBytes: 1 << 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec.Normalize()
-			recs[i] = rec
-		}
-		var names []string
-		for i := lo; i < hi; i++ {
-			t0 := time.Now()
-			var buf bytes.Buffer
-			e := json.NewEncoder(&buf)
-			e.SetEscapeHTML(false)
-			e.SetIndent("", "  ")
-			if err := e.Encode(recs[i-lo]); err != nil {
-				t.Fatal(err)
-			}
-			t1 := time.Now()
-			name := filepath.Join(tmp, fmt.Sprintf("rec-%d", i))
-			if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			enc += t1.Sub(t0)
-			create += time.Since(t1)
-			bytesOut += int64(buf.Len())
-			names = append(names, name)
-		}
-		t0 := time.Now()
-		if err := unix.Syncfs(int(d.Fd())); err != nil {
-			t.Fatal(err)
-		}
-		t1 := time.Now()
-		for k, name := range names {
-			if err := os.Rename(name, filepath.Join(final, jsonstore.RecordBaseName(1, uint32(lo+k+1))+".json")); err != nil {
-				t.Fatal(err)
-			}
-		}
-		t2 := time.Now()
-		if err := syncDirPath(final); err != nil {
-			t.Fatal(err)
-		}
-		syncfs += t1.Sub(t0)
-		rename += t2.Sub(t1)
-		dirsync += time.Since(t2)
-	}
-	all := enc + create + syncfs + rename + dirsync
-	n := float64(len(msgs))
-	part := func(name string, d time.Duration) string {
-		return fmt.Sprintf("%s %.0f µs (%.0f%%)", name, float64(d.Microseconds())/n, 100*d.Seconds()/all.Seconds())
-	}
-	results.add("backfill, in-process split", fmt.Sprintf("group commit step by step, per message (1 goroutine, batches of 200, records average %d bytes)", bytesOut/int64(len(msgs))),
-		strings.Join([]string{part("JSON encode", enc), part("create+write temp", create), part("syncfs", syncfs), part("rename", rename), part("dir fsync", dirsync)}, "; "), "", "")
-}
-
-func syncDirPath(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // quietWait is how long ext4 without a journal keeps skipping deleted
@@ -364,9 +275,6 @@ func breakdown(t *testing.T, srv server, cfgPath, dir string, msgs [][]byte, tot
 	st.Close()
 	results.add("backfill, in-process split", "jsonstore batches from memory, no IMAP, no overlap: Parse+Finish / Commit (encode, write, sync, rename, checkpoint)",
 		fmt.Sprintf("%s; Parse %.2f s (%.0f%%), Commit %.2f s (%.0f%%)", rate(storeT), parseT.Seconds(), 100*parseT.Seconds()/storeT.Seconds(), commitT.Seconds(), 100*commitT.Seconds()/storeT.Seconds()), "", "")
-
-	settle()
-	commitSteps(t, filepath.Join(dir, "steps"), msgs)
 
 	// watcher.Manager, as main wires it.
 	settle()
