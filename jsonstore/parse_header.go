@@ -198,7 +198,7 @@ func headerText(raw string) (string, []string) {
 	if bad {
 		problems = append(problems, "not valid UTF-8; 8-bit bytes read as Windows-1252")
 	}
-	if strings.Contains(s, "\x1b$B") || strings.Contains(s, "\x1b$@") || strings.Contains(s, "\x1b(J") {
+	if strings.IndexByte(s, 0x1b) >= 0 && (strings.Contains(s, "\x1b$B") || strings.Contains(s, "\x1b$@") || strings.Contains(s, "\x1b(J")) {
 		if dec, ok := decodeCharset("iso-2022-jp", []byte(s)); ok && !strings.ContainsRune(dec, '\uFFFD') {
 			s = dec
 			problems = append(problems, "raw ISO-2022-JP without RFC 2047 encoding; decoded")
