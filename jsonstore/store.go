@@ -364,6 +364,7 @@ type Batch struct {
 type pendingRecord struct {
 	err     error // from the background writer
 	uid     uint32
+	pos     int     // position in the batch
 	rec     *Record // until written
 	final   string  // path of the record in <out>
 	bytes   int64
@@ -454,7 +455,7 @@ func (b *Batch) Parse(uid uint32, body io.Reader) (_ *Pending, err error) {
 // it to the batch. The record itself is encoded and written at Commit, off
 // the goroutine that reads the IMAP stream.
 func (b *Batch) Finish(p *Pending, m Meta) error {
-	it := &pendingRecord{uid: p.uid}
+	it := &pendingRecord{uid: p.uid, pos: len(b.items)}
 	b.fill(it, p, m)
 	b.items = append(b.items, it)
 	b.writers.Add(1)
@@ -494,7 +495,7 @@ func (b *Batch) fill(it *pendingRecord, p *Pending, m Meta) {
 // waited for at Commit. It blocks only while every parser is busy, which
 // bounds the bodies held in memory. raw must not be modified afterwards.
 func (b *Batch) AddBytes(uid uint32, raw []byte, m Meta) {
-	it := &pendingRecord{uid: uid}
+	it := &pendingRecord{uid: uid, pos: len(b.items)}
 	b.items = append(b.items, it)
 	b.writers.Add(1)
 	b.s.parsers <- struct{}{}
@@ -529,7 +530,14 @@ func (b *Batch) writeRecord(it *pendingRecord) error {
 	if err != nil {
 		return fmt.Errorf("uid %d: encode record: %w", it.uid, err)
 	}
-	f, err := b.s.createUnnamed(data)
+	// Only records past the first syncfsThreshold of a batch are unnamed:
+	// such a batch is synced with syncfs, which covers the links too,
+	// whereas a few records would need an fsync per file after linking,
+	// slower than renames (7 ms against 3 ms for a one-record commit).
+	var f *unnamedFile
+	if it.pos >= syncfsThreshold {
+		f, err = b.s.createUnnamed(data)
+	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("uid %d: write record: %w", it.uid, err)

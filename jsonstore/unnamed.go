@@ -18,8 +18,10 @@ import (
 // Durability: an unnamed file's link count goes from 0 to 1 when it is
 // linked, which on some filesystems (ext4 without a journal) only the
 // file's own inode records. So a commit syncs the files before linking
-// them, as for renames, and once more after: syncfs for a big batch,
-// fsync of each file for a small one. Only then does the checkpoint move.
+// them, as for renames, and once more after (syncfs; fsync of each linked
+// file where syncfs fails). Only then does the checkpoint move. Because a
+// second sync per file would make small commits slower, only big batches
+// use unnamed files (see Batch.writeRecord).
 
 // unnamedFile is a record's temp file without a name, open until its
 // batch is committed or discarded.
