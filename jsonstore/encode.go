@@ -17,26 +17,18 @@ import (
 func appendRecord(dst []byte, r *Record, pretty bool) ([]byte, error) {
 	e := recordEncoder{b: dst, pretty: pretty}
 	e.open('{')
-	e.key("schema_version")
-	e.int(int64(r.SchemaVersion))
-	e.key("id")
-	e.string(r.ID)
-	e.key("account")
-	e.string(r.Account)
-	e.key("mailbox")
-	e.string(r.Mailbox)
-	e.key("uid_validity")
-	e.int(int64(r.UIDValidity))
-	e.key("uid")
-	e.int(int64(r.UID))
-	e.key("message_id")
-	e.string(r.MessageID)
+	e.intField("schema_version", int64(r.SchemaVersion))
+	e.stringField("id", r.ID)
+	e.stringField("account", r.Account)
+	e.stringField("mailbox", r.Mailbox)
+	e.intField("uid_validity", int64(r.UIDValidity))
+	e.intField("uid", int64(r.UID))
+	e.stringField("message_id", r.MessageID)
 	e.key("in_reply_to")
 	e.strings(r.InReplyTo)
 	e.key("references")
 	e.strings(r.References)
-	e.key("subject")
-	e.string(r.Subject)
+	e.stringField("subject", r.Subject)
 	for _, l := range []struct {
 		name string
 		list []Address
@@ -56,12 +48,9 @@ func appendRecord(dst []byte, r *Record, pretty bool) ([]byte, error) {
 	e.time(r.CapturedAt)
 	e.key("flags")
 	e.strings(r.Flags)
-	e.key("size")
-	e.int(r.Size)
-	e.key("text")
-	e.string(r.Text)
-	e.key("html")
-	e.string(r.HTML)
+	e.intField("size", r.Size)
+	e.stringField("text", r.Text)
+	e.stringField("html", r.HTML)
 	e.key("truncated")
 	e.bool(r.Truncated)
 	e.key("attachments")
@@ -71,10 +60,8 @@ func appendRecord(dst []byte, r *Record, pretty bool) ([]byte, error) {
 	for _, h := range r.Headers {
 		e.next()
 		e.open('{')
-		e.key("name")
-		e.string(h.Name)
-		e.key("value")
-		e.string(h.Value)
+		e.stringField("name", h.Name)
+		e.stringField("value", h.Value)
 		e.close('}')
 	}
 	e.close(']')
@@ -143,6 +130,16 @@ func (e *recordEncoder) key(name string) {
 	}
 }
 
+func (e *recordEncoder) stringField(name, v string) {
+	e.key(name)
+	e.string(v)
+}
+
+func (e *recordEncoder) intField(name string, n int64) {
+	e.key(name)
+	e.int(n)
+}
+
 func (e *recordEncoder) raw(s string)    { e.b = append(e.b, s...) }
 func (e *recordEncoder) int(n int64)     { e.b = strconv.AppendInt(e.b, n, 10) }
 func (e *recordEncoder) bool(v bool)     { e.b = strconv.AppendBool(e.b, v) }
@@ -174,10 +171,8 @@ func (e *recordEncoder) addresses(list []Address) {
 	for _, a := range list {
 		e.next()
 		e.open('{')
-		e.key("name")
-		e.string(a.Name)
-		e.key("address")
-		e.string(a.Address)
+		e.stringField("name", a.Name)
+		e.stringField("address", a.Address)
 		e.close('}')
 	}
 	e.close(']')
@@ -188,18 +183,12 @@ func (e *recordEncoder) attachments(list []Attachment) {
 	for _, a := range list {
 		e.next()
 		e.open('{')
-		e.key("filename")
-		e.string(a.Filename)
-		e.key("content_type")
-		e.string(a.ContentType)
-		e.key("disposition")
-		e.string(a.Disposition)
-		e.key("content_id")
-		e.string(a.ContentID)
-		e.key("size")
-		e.int(a.Size)
-		e.key("sha256")
-		e.string(a.SHA256)
+		e.stringField("filename", a.Filename)
+		e.stringField("content_type", a.ContentType)
+		e.stringField("disposition", a.Disposition)
+		e.stringField("content_id", a.ContentID)
+		e.intField("size", a.Size)
+		e.stringField("sha256", a.SHA256)
 		e.key("saved_as")
 		if a.SavedAs == nil {
 			e.raw("null")

@@ -313,24 +313,7 @@ func TestMarshal_matchesEncodingJSON(t *testing.T) {
 		d := time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)
 		rec.InternalDate, rec.CapturedAt = d, d
 		rec.Subject += " \u2028<&>"
-		for _, pretty := range []bool{true, false} {
-			got, err := appendRecord(nil, rec, pretty)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want strings.Builder
-			enc := json.NewEncoder(&want)
-			enc.SetEscapeHTML(false)
-			if pretty {
-				enc.SetIndent("", "  ")
-			}
-			if err := enc.Encode(rec); err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(escapeControls([]byte(want.String()))) {
-				t.Errorf("%s (pretty %v): encoders differ:\n%s\nvs encoding/json:\n%s", path, pretty, got, want.String())
-			}
-		}
+		checkEncoding(t, path, rec)
 	}
 }
 
@@ -383,23 +366,8 @@ func TestMarshal_randomStringsMatchEncodingJSON(t *testing.T) {
 		for range rng.IntN(4) {
 			rec.Headers = append(rec.Headers, Header{Name: str(), Value: str()})
 		}
-		for _, pretty := range []bool{true, false} {
-			got, err := appendRecord(nil, rec, pretty)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want bytes.Buffer
-			enc := json.NewEncoder(&want)
-			enc.SetEscapeHTML(false)
-			if pretty {
-				enc.SetIndent("", "  ")
-			}
-			if err := enc.Encode(rec); err != nil {
-				t.Fatal(err)
-			}
-			if w := escapeControls(want.Bytes()); !bytes.Equal(got, w) {
-				t.Fatalf("case %d (pretty %v): encoders differ:\n%s\nvs encoding/json:\n%s", i, pretty, got, w)
-			}
+		if !checkEncoding(t, fmt.Sprintf("case %d", i), rec) {
+			return
 		}
 	}
 }
@@ -411,6 +379,32 @@ func TestMarshal_yearOutOfRange(t *testing.T) {
 	if _, err := appendRecord(nil, &Record{Date: &d}, true); err == nil {
 		t.Error("a year past 9999 encoded without error")
 	}
+}
+
+// checkEncoding compares appendRecord, indented and compact, with what
+// encoding/json's Encoder writes followed by escapeControls.
+func checkEncoding(t *testing.T, label string, rec *Record) bool {
+	t.Helper()
+	for _, pretty := range []bool{true, false} {
+		got, err := appendRecord(nil, rec, pretty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if pretty {
+			enc.SetIndent("", "  ")
+		}
+		if err := enc.Encode(rec); err != nil {
+			t.Fatal(err)
+		}
+		if w := escapeControls(want.Bytes()); !bytes.Equal(got, w) {
+			t.Errorf("%s (pretty %v): encoders differ:\n%s\nvs encoding/json:\n%s", label, pretty, got, w)
+			return false
+		}
+	}
+	return true
 }
 
 // escapeControls is the reference for the controls the record encoder
