@@ -572,11 +572,13 @@ func boolInt(b bool) int64 {
 }
 
 // Commit makes every added record durable and visible, then advances the
-// checkpoint to advanceTo (0: leave it). Order: one syncfs for all temp
-// data, renames (attachments before their record), fsync of each directory
-// touched, then the checkpoint. A crash anywhere leaves either the old
-// checkpoint (records are re-captured idempotently under the same names) or
-// the new one with every record it covers on disk.
+// checkpoint to advanceTo (0: leave it). Order: one sync of all temp data
+// (syncfs for a batch, fsync per file for a few), renames and links into
+// place (attachments before their record), a second syncfs if anything
+// was linked, fsync of each directory touched, then the checkpoint. A
+// crash anywhere leaves either the old checkpoint (records are re-captured
+// idempotently under the same names) or the new one with every record it
+// covers on disk.
 func (b *Batch) Commit(advanceTo uint32) (Committed, error) {
 	s := b.s
 	b.writers.Wait()
@@ -679,8 +681,10 @@ func (s *Store) placeRecords(items []*pendingRecord) error {
 			}
 		}
 	}
-	// A link changed the file's inode too (see unnamed.go): sync it.
-	if len(linked) <= syncfsThreshold || unix.Syncfs(int(s.tmpDirFile.Fd())) != nil {
+	// A link changed the file's inode too (see unnamed.go): sync again.
+	// Only batches past syncfsThreshold records have unnamed files, and
+	// they are synced with syncfs; an fsync per file is the fallback.
+	if len(linked) > 0 && unix.Syncfs(int(s.tmpDirFile.Fd())) != nil {
 		for _, f := range linked {
 			if err := unix.Fsync(f.fd); err != nil {
 				return fmt.Errorf("fsync linked record: %w", err)
