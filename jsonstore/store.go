@@ -51,7 +51,7 @@ type Store struct {
 
 	// Unnamed record temp files (unnamed.go): at most maxUnnamed open at
 	// once (0: not supported here), linked through /proc if linkByProc.
-	maxUnnamed  int64
+	maxUnnamed  atomic.Int64
 	linkByProc  bool
 	unnamedOpen atomic.Int64
 

@@ -37,16 +37,14 @@ func (s *Store) probeUnnamed() {
 	}
 	// Every unnamed file holds a descriptor until its commit; use at most
 	// a quarter of them, and none if there are few.
-	s.maxUnnamed = int64(min(nofile.Cur/4, 1024))
-	if s.maxUnnamed < 64 {
-		s.maxUnnamed = 0
+	limit := int64(min(nofile.Cur/4, 1024))
+	if limit < 64 {
 		return
 	}
 	dirfd := int(s.tmpDirFile.Fd())
 	fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		s.maxUnnamed = 0 // EOPNOTSUPP, EISDIR (kernel before 3.11), …
-		return
+		return // EOPNOTSUPP, EISDIR (kernel before 3.11), …
 	}
 	defer unix.Close(fd)
 	name := s.tempBase("probe")
@@ -55,10 +53,10 @@ func (s *Store) probeUnnamed() {
 	case unix.Linkat(unix.AT_FDCWD, procFD(fd), dirfd, name, unix.AT_SYMLINK_FOLLOW) == nil:
 		s.linkByProc = true
 	default:
-		s.maxUnnamed = 0
 		return
 	}
 	unix.Unlinkat(dirfd, name, 0)
+	s.maxUnnamed.Store(limit)
 }
 
 func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
@@ -67,7 +65,7 @@ func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 // returns nil (and no error) when unnamed files are not available or too
 // many are open, and the caller writes a named one instead.
 func (s *Store) createUnnamed(data []byte) (*unnamedFile, error) {
-	if s.unnamedOpen.Add(1) > s.maxUnnamed {
+	if s.unnamedOpen.Add(1) > s.maxUnnamed.Load() {
 		s.unnamedOpen.Add(-1)
 		return nil, nil
 	}
@@ -113,6 +111,10 @@ func (s *Store) linkUnnamed(f *unnamedFile, dir *os.File, name string) error {
 		}
 	}
 	if err != nil {
+		// Whatever the cause (a security module, a filesystem that takes
+		// O_TMPFILE but not the link), the retry of this batch and every
+		// later one write named temp files instead.
+		s.maxUnnamed.Store(0)
 		return &os.LinkError{Op: "link", Old: "unnamed record", New: dir.Name() + "/" + name, Err: err}
 	}
 	return nil

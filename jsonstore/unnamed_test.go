@@ -12,7 +12,7 @@ import (
 func tempModes(t *testing.T, test func(t *testing.T, opts Options)) {
 	t.Run("unnamed", func(t *testing.T) {
 		s := openStore(t, t.TempDir(), Options{})
-		if s.maxUnnamed == 0 {
+		if s.maxUnnamed.Load() == 0 {
 			t.Skip("no O_TMPFILE or no way to link it here")
 		}
 		test(t, Options{Pretty: true})
@@ -70,10 +70,10 @@ func TestStore_tempFiles(t *testing.T) {
 func TestStore_unnamedCap(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, Options{Pretty: true})
-	if s.maxUnnamed == 0 {
+	if s.maxUnnamed.Load() == 0 {
 		t.Skip("no O_TMPFILE here")
 	}
-	s.maxUnnamed = 3
+	s.maxUnnamed.Store(3)
 	commitN(t, s, dir, 1, 40, "capped")
 }
 
