@@ -40,7 +40,7 @@ func (s *hashSink) Save(index int, filename, contentType string) (io.WriteCloser
 
 // FuzzParse feeds arbitrary bytes to Parse. Whatever the input: no panic,
 // no error (the source never fails), every string valid UTF-8, JSON
-// marshals, bodies within MaxBodyBytes, each attachment's size and sha256
+// marshals (and the record encoder writes what encoding/json does), bodies within MaxBodyBytes, each attachment's size and sha256
 // those of the bytes the sink received, and the same record whether the
 // input arrives in one piece or byte by byte.
 func FuzzParse(f *testing.F) {
@@ -63,6 +63,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse: %v", err)
 		}
 		checkRecord(t, rec)
+		checkEncoding(t, "fuzzed record", rec)
 		if int64(len(rec.Text)) > max || int64(len(rec.HTML)) > max {
 			t.Errorf("text %d / html %d bytes, max %d", len(rec.Text), len(rec.HTML), max)
 		}
