@@ -40,6 +40,12 @@ func commitN(t *testing.T, s *Store, dir string, lo, hi uint32, subject string) 
 		if !strings.Contains(string(data), `"subject": "`+subject+`"`) {
 			t.Fatalf("uid %d: record does not have subject %q:\n%s", uid, subject, data)
 		}
+		if s.opts.SaveRaw {
+			raw, err := os.ReadFile(filepath.Join(dir, "a", "INBOX", RecordBaseName(1, uid)+".eml"))
+			if err != nil || !strings.Contains(string(raw), "Subject: "+subject) {
+				t.Fatalf("uid %d: raw copy %.60q, %v", uid, raw, err)
+			}
+		}
 	}
 	if ents, _ := os.ReadDir(s.TempDir()); len(ents) != 0 {
 		t.Errorf("temp files left: %v", ents)
@@ -52,6 +58,7 @@ func commitN(t *testing.T, s *Store, dir string, lo, hi uint32, subject string) 
 func TestStore_tempFiles(t *testing.T) {
 	tempModes(t, func(t *testing.T, opts Options) {
 		dir := t.TempDir()
+		opts.SaveRaw = true // a rename before each record's link or rename
 		s := openStore(t, dir, opts)
 		commitN(t, s, dir, 1, 3, "small")                   // fsync file by file
 		commitN(t, s, dir, 4, 4+syncfsThreshold+5, "large") // one syncfs
@@ -59,8 +66,8 @@ func TestStore_tempFiles(t *testing.T) {
 		// records are replaced in place, not duplicated or refused.
 		commitN(t, s, dir, 1, 30, "again")
 		ents, err := os.ReadDir(filepath.Join(dir, "a", "INBOX"))
-		if err != nil || len(ents) != 30 {
-			t.Errorf("%d files in the mailbox dir (%v), want 30", len(ents), err)
+		if err != nil || len(ents) != 60 {
+			t.Errorf("%d files in the mailbox dir (%v), want 30 records and 30 raw copies", len(ents), err)
 		}
 	})
 }
