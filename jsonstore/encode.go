@@ -12,8 +12,8 @@ import (
 // pretty, a final newline), except that DEL and the C1 controls
 // U+0080–U+009F are escaped too, so no terminal control can reach a
 // reader of the file. It is written out field by field because reflection
-// made encoding a tenth of the backfill's CPU time; TestMarshal_* hold it
-// to encoding/json's output.
+// made encoding a tenth of the backfill's CPU time; TestMarshal_*,
+// TestAppendQuoted_* and FuzzParse hold it to encoding/json's output.
 func appendRecord(dst []byte, r *Record, pretty bool) ([]byte, error) {
 	e := recordEncoder{b: dst, pretty: pretty}
 	e.open('{')

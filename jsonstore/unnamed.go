@@ -12,8 +12,8 @@ import (
 // Record temp files are unnamed where the filesystem allows it (Linux
 // O_TMPFILE): written without a directory entry and linked into place at
 // commit. Against a named temp file that is renamed, this spares an insert
-// into the temp dir and the rename's lookup and delete, about a third of
-// the kernel time of a backfill, and a crash leaves nothing behind.
+// into the temp dir and the rename's lookup and delete (about a fifth of
+// mailtap's system time in a backfill), and a crash leaves nothing behind.
 //
 // Durability: an unnamed file's link count goes from 0 to 1 when it is
 // linked, which on some filesystems (ext4 without a journal) only the
