@@ -318,16 +318,11 @@ func (s *Store) writeTemp(name string, data []byte) (err error) {
 	return nil
 }
 
-// renameInto moves a temp file into the directory dir (held open), as
-// os.Rename would but without its extra lstat of the target and without
-// walking either path again.
+// renameInto moves a temp file (always in the temp dir: see tempName) into
+// the directory dir (held open), as os.Rename would but without its extra
+// lstat of the target and without walking either path again.
 func (s *Store) renameInto(r rename, dir *os.File) error {
-	var err error
-	if filepath.Dir(r.from) == s.tmpDir {
-		err = unix.Renameat(int(s.tmpDirFile.Fd()), filepath.Base(r.from), int(dir.Fd()), filepath.Base(r.to))
-	} else {
-		err = unix.Rename(r.from, r.to)
-	}
+	err := unix.Renameat(int(s.tmpDirFile.Fd()), filepath.Base(r.from), int(dir.Fd()), filepath.Base(r.to))
 	if err != nil {
 		return &os.LinkError{Op: "rename", Old: r.from, New: r.to, Err: err}
 	}
@@ -574,11 +569,11 @@ func boolInt(b bool) int64 {
 // Commit makes every added record durable and visible, then advances the
 // checkpoint to advanceTo (0: leave it). Order: one sync of all temp data
 // (syncfs for a batch, fsync per file for a few), renames and links into
-// place (attachments before their record), a second syncfs if anything
-// was linked, fsync of each directory touched, then the checkpoint. A
-// crash anywhere leaves either the old checkpoint (records are re-captured
-// idempotently under the same names) or the new one with every record it
-// covers on disk.
+// place (attachments before their record), then a second syncfs if
+// anything was linked or else an fsync of each directory touched, then the
+// checkpoint. A crash anywhere leaves either the old checkpoint (records
+// are re-captured idempotently under the same names) or the new one with
+// every record it covers on disk.
 func (b *Batch) Commit(advanceTo uint32) (Committed, error) {
 	s := b.s
 	b.writers.Wait()
@@ -683,12 +678,14 @@ func (s *Store) placeRecords(items []*pendingRecord) error {
 	}
 	// A link changed the file's inode too (see unnamed.go): sync again.
 	// Only batches past syncfsThreshold records have unnamed files, and
-	// they are synced with syncfs; an fsync per file is the fallback.
-	if len(linked) > 0 && unix.Syncfs(int(s.tmpDirFile.Fd())) != nil {
-		for _, f := range linked {
-			if err := unix.Fsync(f.fd); err != nil {
-				return fmt.Errorf("fsync linked record: %w", err)
-			}
+	// they are synced with syncfs, which makes every new name durable as
+	// well; without it, each linked file and each directory is fsynced.
+	if len(linked) > 0 && unix.Syncfs(int(s.tmpDirFile.Fd())) == nil {
+		return nil
+	}
+	for _, f := range linked {
+		if err := unix.Fsync(f.fd); err != nil {
+			return fmt.Errorf("fsync linked record: %w", err)
 		}
 	}
 	for d, f := range dirs {
