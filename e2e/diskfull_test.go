@@ -70,7 +70,7 @@ func testDiskFull(t *testing.T, saveFiles bool) {
 		cfg.Output.SaveRaw, cfg.Output.Attachments = true, "save"
 	}
 	p := startMailtap(t, runOpts{
-		wrap: []string{"unshare", "-m", "--propagation", "private", "sh", "-c", tmpfsScript, "sh", mnt, "4m"},
+		wrap: []string{"unshare", "-m", "--propagation", "private", "sh", "-c", tmpfsScript, "sh", mnt, "16m"},
 		args: []string{"--headless", "--log-format", "json", "-c", cfg.Write(t)},
 	})
 	p.waitLog(0, 20*time.Second, "state=idle", stateIs("idle"))
@@ -82,19 +82,23 @@ func testDiskFull(t *testing.T, saveFiles bool) {
 	uid0 := dc.Deliver(t, "INBOX", first)
 	p.waitLog(0, 10*time.Second, fmt.Sprintf("captured uid=%d", uid0), capturedUID(uid0))
 
-	// Fill the disk, leaving less than one record's worth.
+	// Fill the disk, leaving room for part of the batch below: some of
+	// its files are written, then the disk is full, and the batch must
+	// be dropped whole.
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(fsRoot, &st); err != nil {
 		t.Fatal(err)
 	}
 	free := int64(st.Bavail) * st.Bsize
 	filler := filepath.Join(fsRoot, "filler")
-	if err := os.WriteFile(filler, make([]byte, free-8<<10), 0o644); err != nil {
+	if err := os.WriteFile(filler, make([]byte, free-24*64<<10), 0o644); err != nil {
 		t.Fatalf("fill the tmpfs (%d bytes free): %v", free, err)
 	}
 
 	mark := p.logs.Len()
-	msgs := make([][]byte, 10)
+	// More than the 16 records a batch writes to named temp files, so
+	// unnamed ones (O_TMPFILE) meet the full disk too.
+	msgs := make([][]byte, 30)
 	for i := range msgs {
 		subject := fmt.Sprintf("while the disk is full %d", i+1)
 		if saveFiles {
@@ -160,6 +164,13 @@ func testDiskFull(t *testing.T, saveFiles bool) {
 	}
 	if spills, _ := filepath.Glob(filepath.Join(out, ".mailtap", "spill-*")); len(spills) > 0 {
 		t.Errorf("spill files left behind: %v", spills)
+	}
+	// Nor open unnamed temp files, which hold their space until closed.
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid()))
+	for _, fd := range fds {
+		if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p.pid(), fd.Name())); strings.Contains(target, "/.mailtap/tmp/") {
+			t.Errorf("descriptor %s still open on temp file %s", fd.Name(), target)
+		}
 	}
 	p.stop()
 	assertNoPanic(t, p)
