@@ -22,6 +22,7 @@ import (
 	"mailtap/config"
 	"mailtap/internal/testimap"
 	"mailtap/jsonstore"
+	"mailtap/mailparse"
 	"mailtap/watcher"
 )
 
@@ -221,7 +222,7 @@ func mbsyncVersion(bin string) string {
 }
 
 // breakdown measures where mailtap's backfill time goes, in this process:
-//   - parse: jsonstore.Parse of every message from memory, one goroutine;
+//   - parse: mailparse.Parse of every message from memory, one goroutine;
 //   - store: jsonstore batches as the watcher builds them (Parse + Finish
 //     per message, Commit per 200) from memory, without IMAP, sequential,
 //     timing Parse and Commit apart;
@@ -236,12 +237,12 @@ func breakdown(t *testing.T, srv server, cfgPath, dir string, msgs [][]byte, tot
 
 	start := time.Now()
 	for i, m := range msgs {
-		if _, err := jsonstore.Parse(bytes.NewReader(m), jsonstore.ParseOptions{MaxBodyBytes: 1 << 20}); err != nil {
+		if _, err := mailparse.Parse(bytes.NewReader(m), mailparse.ParseOptions{MaxBodyBytes: 1 << 20}); err != nil {
 			t.Fatalf("parse message %d: %v", i, err)
 		}
 	}
 	parse := time.Since(start)
-	results.add("backfill, in-process split", "jsonstore.Parse alone, from memory, 1 goroutine", rate(parse), "", "")
+	results.add("backfill, in-process split", "mailparse.Parse alone, from memory, 1 goroutine", rate(parse), "", "")
 
 	settle()
 	storeDir := filepath.Join(dir, "store")

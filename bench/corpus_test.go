@@ -2,9 +2,8 @@ package bench
 
 import (
 	"bytes"
+	"mailtap/mailparse"
 	"testing"
-
-	"mailtap/jsonstore"
 )
 
 func TestCorpus_deterministic(t *testing.T) {
@@ -35,7 +34,7 @@ func TestCorpus_shape(t *testing.T) {
 		if !bytes.Contains(m, []byte("\r\n")) || bytes.Contains(bytes.ReplaceAll(m, []byte("\r\n"), nil), []byte("\n")) {
 			t.Fatalf("message %d: line ends are not all CRLF", i)
 		}
-		rec, err := jsonstore.Parse(bytes.NewReader(m), jsonstore.ParseOptions{})
+		rec, err := mailparse.Parse(bytes.NewReader(m), mailparse.ParseOptions{})
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
@@ -76,7 +75,7 @@ func TestLargeMessage(t *testing.T) {
 	if len(m) < size*99/100 || len(m) > size {
 		t.Fatalf("LargeMessage(%d) is %d bytes", size, len(m))
 	}
-	rec, err := jsonstore.Parse(bytes.NewReader(m), jsonstore.ParseOptions{})
+	rec, err := mailparse.Parse(bytes.NewReader(m), mailparse.ParseOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"mailtap/internal/testimap"
-	"mailtap/jsonstore"
+	"mailtap/record"
 )
 
 // TestBenchMemory: peak RSS of `mailtap --once` capturing one message of
@@ -72,7 +72,7 @@ func TestBenchMemory(t *testing.T) {
 }
 
 // onlyRecord reads the single record under out.
-func onlyRecord(t *testing.T, out string) *jsonstore.Record {
+func onlyRecord(t *testing.T, out string) *record.Record {
 	t.Helper()
 	var paths []string
 	filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
@@ -87,7 +87,7 @@ func onlyRecord(t *testing.T, out string) *jsonstore.Record {
 	if len(paths) != 1 {
 		t.Fatalf("%d records under %s, want 1", len(paths), out)
 	}
-	rec, err := jsonstore.ReadRecord(paths[0])
+	rec, err := record.ReadRecord(paths[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"mailtap/jsonstore"
+	"mailtap/mailparse"
 )
 
 // Go benchmarks of the capture path without IMAP, for profiling:
@@ -25,7 +26,7 @@ func corpus1000(b *testing.B) [][]byte {
 	return benchCorpus
 }
 
-// BenchmarkParse is jsonstore.Parse over the first 1,000 corpus messages,
+// BenchmarkParse is mailparse.Parse over the first 1,000 corpus messages,
 // all of them and by kind; MB/s is of raw message bytes.
 func BenchmarkParse(b *testing.B) {
 	msgs := corpus1000(b)
@@ -48,7 +49,7 @@ func BenchmarkParse(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if _, err := jsonstore.Parse(bytes.NewReader(set[i%len(set)]), jsonstore.ParseOptions{MaxBodyBytes: 1 << 20}); err != nil {
+				if _, err := mailparse.Parse(bytes.NewReader(set[i%len(set)]), mailparse.ParseOptions{MaxBodyBytes: 1 << 20}); err != nil {
 					b.Fatal(err)
 				}
 				i++

@@ -2,10 +2,10 @@ package jsonstore
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"mailtap/record"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,33 +17,9 @@ import (
 // This file reads what earlier runs wrote, for UIs that show the records
 // already on disk when they start. It never writes.
 
-// ReadRecord reads and decodes one record file. Fields added by later schema
-// versions are ignored; a file that is not a mailtap record is an error.
-func ReadRecord(path string) (*Record, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read record: %w", err)
-	}
-	return DecodeRecord(data, path)
-}
-
-// DecodeRecord decodes the bytes of a record file; path is only used in
-// error messages.
-func DecodeRecord(data []byte, path string) (*Record, error) {
-	var rec Record
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("decode record %s: %w", path, err)
-	}
-	if rec.SchemaVersion < 1 || rec.ID == "" {
-		return nil, fmt.Errorf("decode record %s: not a mailtap record (no schema_version or id)", path)
-	}
-	rec.Normalize()
-	return &rec, nil
-}
-
 // Found is one record chosen by Scan.
 type Found struct {
-	Summary    Summary
+	Summary    record.Summary
 	CapturedAt time.Time // captured_at of the record (file mtime if absent)
 }
 
@@ -69,12 +45,12 @@ type Inventory struct {
 }
 
 // Recent returns the newest n records under out, newest first; see Scan.
-func Recent(out string, n int) ([]Summary, error) {
+func Recent(out string, n int) ([]record.Summary, error) {
 	inv, err := Scan(out, n)
 	if inv == nil {
 		return nil, err
 	}
-	sums := make([]Summary, len(inv.Recent))
+	sums := make([]record.Summary, len(inv.Recent))
 	for i, f := range inv.Recent {
 		sums[i] = f.Summary
 	}
@@ -216,7 +192,7 @@ func Scan(out string, n int) (*Inventory, error) {
 	}
 
 	// Read the newest n; an unreadable file makes room for the next one.
-	named := map[*scanDir]*Record{} // one record per folder names its mailbox
+	named := map[*scanDir]*record.Record{} // one record per folder names its mailbox
 	for len(inv.Recent) < n {
 		var best *group
 		var bestF *recordFile
@@ -235,7 +211,7 @@ func Scan(out string, n int) (*Inventory, error) {
 		}
 		best.next++
 		path := filepath.Join(bestF.dir.path, bestF.name)
-		rec, err := ReadRecord(path)
+		rec, err := record.ReadRecord(path)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				problems = append(problems, err)
@@ -246,7 +222,7 @@ func Scan(out string, n int) (*Inventory, error) {
 		if at.IsZero() {
 			at = bestF.modTime
 		}
-		inv.Recent = append(inv.Recent, Found{Summary: SummaryOf(rec, path), CapturedAt: at})
+		inv.Recent = append(inv.Recent, Found{Summary: record.SummaryOf(rec, path), CapturedAt: at})
 		if named[bestF.dir] == nil {
 			named[bestF.dir] = rec
 		}
@@ -259,7 +235,7 @@ func Scan(out string, n int) (*Inventory, error) {
 			// Folder with nothing among the newest: read one of its files
 			// for the account and mailbox names (the folder name is only
 			// their safe form).
-			r, err := ReadRecord(filepath.Join(sd.path, sd.files[i].name))
+			r, err := record.ReadRecord(filepath.Join(sd.path, sd.files[i].name))
 			if err == nil {
 				rec = r
 			} else if !errors.Is(err, fs.ErrNotExist) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"mailtap/record"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,12 +16,12 @@ import (
 // given mtime, and returns its path.
 func recentWriteRecord(t testing.TB, out, account, mailbox string, uidv, uid uint32, captured time.Time) string {
 	t.Helper()
-	rec := &Record{SchemaVersion: SchemaVersion, ID: RecordID(account, mailbox, uidv, uid),
+	rec := &record.Record{SchemaVersion: record.SchemaVersion, ID: RecordID(account, mailbox, uidv, uid),
 		Account: account, Mailbox: mailbox, UIDValidity: uidv, UID: uid,
 		Subject: fmt.Sprintf("message %d", uid), CapturedAt: captured.UTC(),
-		From: []Address{{Name: "Ann", Address: "ann@example.com"}}}
+		From: []record.Address{{Name: "Ann", Address: "ann@example.com"}}}
 	rec.Normalize()
-	data, err := appendRecord(nil, rec, true)
+	data, err := record.Append(nil, rec, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestScan_unreadableFolderReported(t *testing.T) {
 func TestReadRecord(t *testing.T) {
 	dir := t.TempDir()
 	path := recentWriteRecord(t, dir, "a", "INBOX", 5, 42, time.Now())
-	rec, err := ReadRecord(path)
+	rec, err := record.ReadRecord(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,11 +186,11 @@ func TestReadRecord(t *testing.T) {
 	for name, body := range map[string]string{"empty.json": "", "array.json": "[]", "other.json": `{"id":"x"}`} {
 		p := filepath.Join(dir, name)
 		recentWriteFile(t, p, body)
-		if _, err := ReadRecord(p); err == nil || !strings.Contains(err.Error(), p) {
+		if _, err := record.ReadRecord(p); err == nil || !strings.Contains(err.Error(), p) {
 			t.Errorf("ReadRecord(%s) err = %v, want an error naming the file", name, err)
 		}
 	}
-	if _, err := ReadRecord(filepath.Join(dir, "missing.json")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := record.ReadRecord(filepath.Join(dir, "missing.json")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: err = %v", err)
 	}
 }

@@ -1,7 +1,9 @@
-// Package jsonstore owns what mailtap writes: the record schema (v1), the
-// MIME → record parser, the file layout under the output dir, durable atomic
-// writes with group commit, the checkpoint file and the lock that keeps a
-// second process out. It knows nothing of IMAP sessions or UIs.
+// Package jsonstore owns the durable store under the output dir: batches
+// of records written with group commit (temp file, fsync, rename, directory
+// sync), the file layout, the checkpoint file, the lock that keeps a
+// second process out, and the scan of records already on disk. It parses
+// messages with mailparse and encodes them with record; it knows nothing of
+// IMAP sessions or UIs.
 package jsonstore
 
 import (
@@ -9,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mailtap/mailparse"
+	"mailtap/record"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -31,7 +35,7 @@ type Options struct {
 	Pretty          bool  // indent JSON
 	SaveAttachments bool  // output.attachments = "save"
 	SaveRaw         bool  // also write <base>.eml
-	MaxBodyBytes    int64 // see ParseOptions
+	MaxBodyBytes    int64 // see mailparse.ParseOptions
 
 	namedTemps bool // tests: never use unnamed temp files
 }
@@ -359,13 +363,13 @@ type Batch struct {
 type pendingRecord struct {
 	err     error // from the background writer
 	uid     uint32
-	pos     int     // position in the batch
-	rec     *Record // until written
-	final   string  // path of the record in <out>
+	pos     int            // position in the batch
+	rec     *record.Record // until written
+	final   string         // path of the record in <out>
 	bytes   int64
 	renames []rename     // attachments and .eml first, then the record if named
 	unnamed *unnamedFile // the record's temp file, if unnamed
-	summary Summary
+	summary record.Summary
 }
 
 type rename struct{ from, to string }
@@ -385,7 +389,7 @@ func (b *Batch) Len() int { return len(b.items) }
 // INTERNALDATE, RFC822.SIZE) before Finish adds it to the batch.
 type Pending struct {
 	uid     uint32
-	rec     *Record
+	rec     *record.Record
 	counted int64
 	renames []rename
 }
@@ -418,13 +422,13 @@ func (b *Batch) Parse(uid uint32, body io.Reader) (_ *Pending, err error) {
 		src = io.TeeReader(counter, raw)
 	}
 
-	opts := ParseOptions{MaxBodyBytes: s.opts.MaxBodyBytes}
+	opts := mailparse.ParseOptions{MaxBodyBytes: s.opts.MaxBodyBytes}
 	var sink *attachmentSink
 	if s.opts.SaveAttachments {
 		sink = &attachmentSink{s: s, relDir: filepath.Join(b.relDir, base), used: map[string]bool{}}
 		opts.Attachments = sink
 	}
-	rec, perr := Parse(src, opts)
+	rec, perr := mailparse.Parse(src, opts)
 	if sink != nil {
 		p.renames = append(p.renames, sink.renames...)
 	}
@@ -465,7 +469,7 @@ func (b *Batch) Finish(p *Pending, m Meta) error {
 // fill completes a parsed message with the session's metadata.
 func (b *Batch) fill(it *pendingRecord, p *Pending, m Meta) {
 	rec := p.rec
-	rec.SchemaVersion = SchemaVersion
+	rec.SchemaVersion = record.SchemaVersion
 	rec.ID = RecordID(b.account, b.mailbox, b.uidValidity, p.uid)
 	rec.Account, rec.Mailbox = b.account, b.mailbox
 	rec.UIDValidity, rec.UID = b.uidValidity, p.uid
@@ -520,7 +524,7 @@ func (b *Batch) writeRecord(it *pendingRecord) error {
 			recordBuffers.Put(buf)
 		}
 	}()
-	data, err := appendRecord((*buf)[:0], it.rec, b.s.opts.Pretty)
+	data, err := record.Append((*buf)[:0], it.rec, b.s.opts.Pretty)
 	*buf = data[:0]
 	if err != nil {
 		return fmt.Errorf("uid %d: encode record: %w", it.uid, err)
@@ -546,7 +550,7 @@ func (b *Batch) writeRecord(it *pendingRecord) error {
 		it.renames = append(it.renames, rename{filepath.Join(b.s.tmpDir, name), it.final})
 	}
 	it.bytes += int64(len(data))
-	it.summary = SummaryOf(it.rec, it.final)
+	it.summary = record.SummaryOf(it.rec, it.final)
 	it.rec = nil // the encoded copy is what counts now; free the memory
 	return nil
 }
@@ -596,7 +600,7 @@ func (b *Batch) Commit(advanceTo uint32) (Committed, error) {
 		}
 	}
 	var c Committed
-	c.Summaries = make([]Summary, 0, len(b.items))
+	c.Summaries = make([]record.Summary, 0, len(b.items))
 	for _, it := range b.items {
 		c.Summaries = append(c.Summaries, it.summary)
 		c.Bytes += it.bytes
@@ -614,7 +618,7 @@ func (b *Batch) Commit(advanceTo uint32) (Committed, error) {
 
 // Committed is what a Commit made durable.
 type Committed struct {
-	Summaries []Summary
+	Summaries []record.Summary
 	Bytes     int64 // record, raw copy and attachment bytes written
 }
 

@@ -1,12 +1,10 @@
 package jsonstore
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"math/rand/v2"
+	"mailtap/record"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,7 +59,7 @@ func TestStore_commitWritesRecordsAndCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec Record
+	var rec record.Record
 	if err := json.Unmarshal(data, &rec); err != nil {
 		t.Fatal(err)
 	}
@@ -145,13 +143,13 @@ func TestStore_rawAndAttachmentsSaved(t *testing.T) {
 	}
 }
 
-func readRec(t *testing.T, path string) Record {
+func readRec(t *testing.T, path string) record.Record {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r Record
+	var r record.Record
 	if err := json.Unmarshal(data, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -291,159 +289,5 @@ func TestStore_parseErrorLeavesNoTempFiles(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(dir, ".mailtap", "tmp")); len(ents) != 0 {
 		t.Errorf("temp files left after a failed parse: %v", ents)
-	}
-}
-
-// The record encoder must write what encoding/json's Encoder writes (plus
-// escapeControls), so records do not change shape with the encoder.
-func TestMarshal_matchesEncodingJSON(t *testing.T) {
-	paths, _ := filepath.Glob(filepath.Join("testdata", "*.eml"))
-	if len(paths) == 0 {
-		t.Fatal("no fixtures")
-	}
-	for _, path := range paths {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := Parse(strings.NewReader(string(raw)), ParseOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)
-		rec.InternalDate, rec.CapturedAt = d, d
-		rec.Subject += " \u2028<&>"
-		checkEncoding(t, path, rec)
-	}
-}
-
-// TestMarshal_randomStringsMatchEncodingJSON fills every string of a record
-// with random runes, invalid bytes and controls, and compares the encoder
-// with encoding/json followed by escapeControls.
-func TestMarshal_randomStringsMatchEncodingJSON(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 8))
-	pieces := []string{"a", "Z", " ", "\"", "\\", "/", "<", ">", "&", "\x00", "\x1b", "\b", "\f", "\n", "\r", "\t", "\x7f",
-		"\u0080", "\u009b", "\u009f", "\u00a0", "é", "€", "\u2028", "\u2029", "😀", "\xff", "\xc2", "\xe2\x80", "\xed\xa0\x80", "\ufffd"}
-	str := func() string {
-		var sb strings.Builder
-		for range rng.IntN(12) {
-			sb.WriteString(pieces[rng.IntN(len(pieces))])
-		}
-		return sb.String()
-	}
-	strs := func() []string {
-		out := []string{}
-		for range rng.IntN(3) {
-			out = append(out, str())
-		}
-		return out
-	}
-	addrs := func() []Address {
-		out := []Address{}
-		for range rng.IntN(3) {
-			out = append(out, Address{Name: str(), Address: str()})
-		}
-		return out
-	}
-	for i := 0; i < 500; i++ {
-		d := time.Date(1990+rng.IntN(50), 3, 4, 5, 6, 7, rng.IntN(2)*123456789, time.FixedZone("", (rng.IntN(29)-14)*1800))
-		rec := &Record{SchemaVersion: SchemaVersion, ID: str(), Account: str(), Mailbox: str(), UIDValidity: rng.Uint32(), UID: rng.Uint32(),
-			MessageID: str(), InReplyTo: strs(), References: strs(), Subject: str(),
-			From: addrs(), Sender: addrs(), ReplyTo: addrs(), To: addrs(), Cc: addrs(), Bcc: addrs(),
-			InternalDate: d.UTC(), CapturedAt: d, Flags: strs(), Size: rng.Int64(), Text: str(), HTML: str(),
-			Truncated: rng.IntN(2) == 0, Attachments: []Attachment{}, Headers: []Header{}, ParseErrors: strs()}
-		if rng.IntN(2) == 0 {
-			rec.Date = &d
-		}
-		for range rng.IntN(3) {
-			a := Attachment{Filename: str(), ContentType: str(), Disposition: str(), ContentID: str(), Size: rng.Int64N(1 << 40), SHA256: str()}
-			if rng.IntN(2) == 0 {
-				saved := str()
-				a.SavedAs = &saved
-			}
-			rec.Attachments = append(rec.Attachments, a)
-		}
-		for range rng.IntN(4) {
-			rec.Headers = append(rec.Headers, Header{Name: str(), Value: str()})
-		}
-		if !checkEncoding(t, fmt.Sprintf("case %d", i), rec) {
-			return
-		}
-	}
-}
-
-// TestMarshal_yearOutOfRange: a date encoding/json refuses fails the
-// record's encoding the same way, rather than writing something else.
-func TestMarshal_yearOutOfRange(t *testing.T) {
-	d := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, err := appendRecord(nil, &Record{Date: &d}, true); err == nil {
-		t.Error("a year past 9999 encoded without error")
-	}
-}
-
-// checkEncoding compares appendRecord, indented and compact, with what
-// encoding/json's Encoder writes followed by escapeControls.
-func checkEncoding(t *testing.T, label string, rec *Record) bool {
-	t.Helper()
-	for _, pretty := range []bool{true, false} {
-		got, err := appendRecord(nil, rec, pretty)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var want bytes.Buffer
-		enc := json.NewEncoder(&want)
-		enc.SetEscapeHTML(false)
-		if pretty {
-			enc.SetIndent("", "  ")
-		}
-		if err := enc.Encode(rec); err != nil {
-			t.Fatal(err)
-		}
-		if w := escapeControls(want.Bytes()); !bytes.Equal(got, w) {
-			t.Errorf("%s (pretty %v): encoders differ:\n%s\nvs encoding/json:\n%s", label, pretty, got, w)
-			return false
-		}
-	}
-	return true
-}
-
-// escapeControls is the reference for the controls the record encoder
-// escapes beyond encoding/json: DEL (U+007F) and the C1 controls
-// (U+0080–U+009F, e.g. U+009B, the one-byte CSI). They can only occur
-// inside strings, so a byte-level pass over encoding/json's output is exact.
-func escapeControls(b []byte) []byte {
-	out := make([]byte, 0, len(b)+64)
-	for i := 0; i < len(b); i++ {
-		switch {
-		case b[i] == 0x7f:
-			out = append(out, `\u007f`...)
-		case b[i] == 0xc2 && i+1 < len(b) && b[i+1] >= 0x80 && b[i+1] <= 0x9f:
-			out = fmt.Appendf(out, `\u%04x`, b[i+1])
-			i++
-		default:
-			out = append(out, b[i])
-		}
-	}
-	return out
-}
-
-// TestAppendQuoted_everyByteEveryPosition puts each byte value at each
-// position of a run of plain text, so the eight-at-a-time path meets it
-// in every lane.
-func TestAppendQuoted_everyByteEveryPosition(t *testing.T) {
-	for c := 0; c < 256; c++ {
-		for pos := 0; pos < 17; pos++ {
-			b := []byte(strings.Repeat("a", 17))
-			b[pos] = byte(c)
-			s := string(b)
-			want, err := json.Marshal(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want = []byte(strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(string(want)))
-			if got := appendQuoted(nil, s); !bytes.Equal(got, escapeControls(want)) {
-				t.Fatalf("byte %#x at %d: %s, want %s", c, pos, got, escapeControls(want))
-			}
-		}
 	}
 }

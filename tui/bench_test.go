@@ -7,7 +7,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"mailtap/jsonstore"
+	"mailtap/record"
 	"mailtap/watcher"
 )
 
@@ -23,10 +23,10 @@ import (
 
 const benchRows = 100_000
 
-func benchSummary(i int) jsonstore.Summary {
+func benchSummary(i int) record.Summary {
 	subjects := []string{"Your invoice #%d", "Re: meeting notes %d", "会議の議事録 %d について", "🎉 party %d tonight ❤️", "[list] weekly digest %d"}
 	box := []string{"INBOX", "Lists/Go", "Archive"}[i%3]
-	return jsonstore.Summary{
+	return record.Summary{
 		ID: fmt.Sprintf("acct/%s/1/%d", box, i), Account: "acct", Mailbox: box, UIDValidity: 1, UID: uint32(i),
 		From: fmt.Sprintf("Sender Number %d <sender%d@example.com>", i%977, i%977), Subject: fmt.Sprintf(subjects[i%len(subjects)], i),
 		Date: testNow.Add(-time.Duration(benchRows-i) * time.Second), Attachments: i % 4 / 3,

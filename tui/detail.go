@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"mailtap/record"
 	"os"
 	"strconv"
 	"strings"
@@ -11,8 +12,6 @@ import (
 	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
-
-	"mailtap/jsonstore"
 )
 
 // detailMsg carries a record read from disk by loadDetail. Everything in it
@@ -39,7 +38,7 @@ func loadDetail(path string) tea.Cmd {
 
 // detailFromRecord prepares a record file's bytes for the detail view.
 func detailFromRecord(data []byte, path string) detailMsg {
-	rec, err := jsonstore.DecodeRecord(data, path)
+	rec, err := record.DecodeRecord(data, path)
 	if err != nil {
 		return detailMsg{path: path, err: err}
 	}
@@ -58,8 +57,8 @@ func detailFromRecord(data []byte, path string) detailMsg {
 	return msg
 }
 
-func recordMeta(rec *jsonstore.Record, path string) [][2]string {
-	addrs := func(as []jsonstore.Address) string {
+func recordMeta(rec *record.Record, path string) [][2]string {
+	addrs := func(as []record.Address) string {
 		parts := make([]string, len(as))
 		for i, a := range as {
 			parts[i] = a.Display()
@@ -87,7 +86,7 @@ func recordMeta(rec *jsonstore.Record, path string) [][2]string {
 	return meta
 }
 
-func recordInfo(rec *jsonstore.Record) []string {
+func recordInfo(rec *record.Record) []string {
 	var info []string
 	if len(rec.Attachments) > 0 {
 		info = append(info, fmt.Sprintf("Attachments (%d):", len(rec.Attachments)))

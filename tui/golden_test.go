@@ -20,6 +20,7 @@ import (
 	"github.com/charmbracelet/x/exp/golden"
 
 	"mailtap/jsonstore"
+	"mailtap/record"
 	"mailtap/watcher"
 )
 
@@ -65,18 +66,18 @@ func sampleRecord(t testing.TB) []byte {
 	t.Helper()
 	date := testNow.Add(-52 * time.Minute).In(time.FixedZone("", 9*3600))
 	saved := "personal/INBOX/1-0000000004/invoice\u202Efdp.exe"
-	rec := &jsonstore.Record{
+	rec := &record.Record{
 		SchemaVersion: 1, ID: "personal/INBOX/1/4", Account: "personal", Mailbox: "INBOX", UIDValidity: 1, UID: 4,
 		MessageID: "20250610.1234@evil.example",
 		Subject:   hostileSubject,
-		From:      []jsonstore.Address{{Name: "\x1b[31mEvil\x1b[0m", Address: "evil@example.com"}},
-		To:        []jsonstore.Address{{Name: "山田太郎", Address: "yamada@example.jp"}, {Address: "team@example.com"}},
-		Cc:        []jsonstore.Address{{Name: "Party Bot 🎉", Address: "bot@example.com"}},
+		From:      []record.Address{{Name: "\x1b[31mEvil\x1b[0m", Address: "evil@example.com"}},
+		To:        []record.Address{{Name: "山田太郎", Address: "yamada@example.jp"}, {Address: "team@example.com"}},
+		Cc:        []record.Address{{Name: "Party Bot 🎉", Address: "bot@example.com"}},
 		Date:      &date, InternalDate: testNow, CapturedAt: testNow, Size: 48213,
 		Text: "Dear customer,\r\n\r\nPlease find the invoice attached.\x1b[2J\x1b[H\r\n\tAmount:\t€ 1.234,00\r\n" +
 			"会議の議事録：第3四半期の売上報告と来期の計画について。🎉👨\u200d👩\u200d👧\r\n" +
 			strings.Repeat("A very long line that has to be wrapped by the viewport. ", 4) + "\r\n\r\n-- \r\nEvil Corp\x07\r\n",
-		Attachments: []jsonstore.Attachment{
+		Attachments: []record.Attachment{
 			{Filename: "invoice\u202Efdp.exe", ContentType: "application/pdf", Disposition: "attachment", Size: 45120, SavedAs: &saved},
 			{Filename: "logo.png", ContentType: "image/png", Disposition: "inline", ContentID: "logo@x", Size: 812},
 		},

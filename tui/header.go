@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"mailtap/jsonstore"
+	"mailtap/record"
 	"mailtap/watcher"
 )
 
@@ -59,7 +59,7 @@ func (b *boxState) applySnapshot(st watcher.MailboxStatus, at time.Time) {
 }
 
 // countCapture counts a newly seen record toward "on disk".
-func (b *boxState) countCapture(s jsonstore.Summary) {
+func (b *boxState) countCapture(s record.Summary) {
 	if !b.diskKnown {
 		return
 	}

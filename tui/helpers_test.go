@@ -10,7 +10,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"mailtap/jsonstore"
+	"mailtap/record"
 	"mailtap/watcher"
 )
 
@@ -66,15 +66,15 @@ func mbox(acct, mb string) watcher.MailboxID { return watcher.MailboxID{Account:
 const hostileSubject = "\x1b]0;pwned\x07\x1b[2JURGENT\rinvoice\b\b\u202Egpj.exe\x00 \u009b31mred\x1b]52;c;Zm9v"
 
 // sampleSummaries are mail of every kind the list must draw, oldest first.
-func sampleSummaries() []jsonstore.Summary {
-	mk := func(i int, acct, mb, from, subj string, att int) jsonstore.Summary {
-		return jsonstore.Summary{
+func sampleSummaries() []record.Summary {
+	mk := func(i int, acct, mb, from, subj string, att int) record.Summary {
+		return record.Summary{
 			ID: fmt.Sprintf("%s/%s/1/%d", acct, mb, i), Account: acct, Mailbox: mb, UIDValidity: 1, UID: uint32(i),
 			From: from, Subject: subj, Date: testNow.Add(-time.Duration(20-i) * 7 * time.Minute),
 			Attachments: att, Path: fmt.Sprintf("/out/%s/%s/1-%010d.json", acct, mb, i),
 		}
 	}
-	return []jsonstore.Summary{
+	return []record.Summary{
 		mk(1, "personal", "INBOX", "Alice Example <alice@example.com>", "Lunch on Friday?", 0),
 		mk(2, "personal", "INBOX", "billing@shop.example", "Your invoice #4711", 1),
 		mk(3, "work", "INBOX", "山田太郎 <yamada@example.jp>", "会議の議事録：第3四半期の売上報告と来期の計画について（確認をお願いします）", 2),
@@ -95,7 +95,7 @@ func update(t testing.TB, m Model, msgs ...tea.Msg) Model {
 	return m
 }
 
-func capturedEvents(sums []jsonstore.Summary) eventsMsg {
+func capturedEvents(sums []record.Summary) eventsMsg {
 	var evs []watcher.Event
 	for i, s := range sums {
 		evs = append(evs, watcher.Captured{Mailbox: mbox(s.Account, s.Mailbox), Summary: s,

@@ -1,27 +1,26 @@
 package tui
 
 import (
+	"mailtap/record"
 	"strings"
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
-
-	"mailtap/jsonstore"
 )
 
 // row is one captured mail in the list. Display strings are sanitized once,
 // when the row is added, so drawing a frame does no per-row cleaning.
 type row struct {
-	sum     jsonstore.Summary // as captured; Path and ID are used, never drawn raw
-	at      time.Time         // capture time: the list's sort key
-	seq     uint64            // tie-break for equal times, in arrival order
-	box     string            // "account/mailbox", the watcher's mailbox id
-	from    string            // sanitized sender name (or address)
-	subject string            // sanitized
-	acct    string            // sanitized account, for the mailbox column
-	mbox    string            // sanitized mailbox
-	key     string            // lower-case from and subject, for the filter
-	live    bool              // from a Captured event of this run
+	sum     record.Summary // as captured; Path and ID are used, never drawn raw
+	at      time.Time      // capture time: the list's sort key
+	seq     uint64         // tie-break for equal times, in arrival order
+	box     string         // "account/mailbox", the watcher's mailbox id
+	from    string         // sanitized sender name (or address)
+	subject string         // sanitized
+	acct    string         // sanitized account, for the mailbox column
+	mbox    string         // sanitized mailbox
+	key     string         // lower-case from and subject, for the filter
+	live    bool           // from a Captured event of this run
 
 	// Cells fitted to the layout they were last drawn with: rows on screen
 	// are drawn every frame, and measuring wide text is the costly part.
@@ -37,13 +36,13 @@ type cellKey struct {
 	ellipsis           string
 }
 
-func newRow(sum jsonstore.Summary, at time.Time, live bool) *row {
+func newRow(sum record.Summary, at time.Time, live bool) *row {
 	r := &row{sum: sum, at: at, live: live, box: sum.Account + "/" + sum.Mailbox}
 	r.setSummary(sum)
 	return r
 }
 
-func (r *row) setSummary(sum jsonstore.Summary) {
+func (r *row) setSummary(sum record.Summary) {
 	r.sum = sum
 	r.cellsFor = cellKey{}
 	r.from = sanitizeLine(displayName(sum.From))

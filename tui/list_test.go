@@ -8,7 +8,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"mailtap/jsonstore"
+	"mailtap/record"
 	"mailtap/watcher"
 )
 
@@ -16,7 +16,7 @@ var listT0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // testRow is mail number i of a mailbox, captured i seconds after listT0.
 func testRow(i int, subject string) *row {
-	s := jsonstore.Summary{ID: fmt.Sprintf("a/INBOX/1/%d", i), Account: "a", Mailbox: "INBOX", UIDValidity: 1,
+	s := record.Summary{ID: fmt.Sprintf("a/INBOX/1/%d", i), Account: "a", Mailbox: "INBOX", UIDValidity: 1,
 		UID: uint32(i), From: fmt.Sprintf("Sender %d <s%d@example.com>", i, i), Subject: subject,
 		Path: fmt.Sprintf("/out/a/INBOX/1-%010d.json", i)}
 	return newRow(s, listT0.Add(time.Duration(i)*time.Second), true)

@@ -1,9 +1,8 @@
 package watcher
 
 import (
+	"mailtap/record"
 	"time"
-
-	"mailtap/jsonstore"
 )
 
 // State is the state of one mailbox session (design.md §6).
@@ -49,7 +48,7 @@ type StateChanged struct {
 // Captured reports a record that is durable on disk.
 type Captured struct {
 	Mailbox MailboxID
-	Summary jsonstore.Summary
+	Summary record.Summary
 	At      time.Time
 }
 

@@ -1,11 +1,10 @@
 package watcher
 
 import (
+	"mailtap/record"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"mailtap/jsonstore"
 )
 
 // Metrics are the Prometheus series of design.md §6, all labelled account
@@ -64,7 +63,7 @@ func (m *Metrics) setState(id MailboxID, st State) {
 	}
 }
 
-func (m *Metrics) captured(id MailboxID, sum jsonstore.Summary, notified, now time.Time) {
+func (m *Metrics) captured(id MailboxID, sum record.Summary, notified, now time.Time) {
 	if m == nil {
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"mailtap/internal/testbin"
 	"mailtap/internal/testimap"
 	"mailtap/jsonstore"
+	"mailtap/record"
 	"mailtap/watcher"
 )
 
@@ -116,9 +117,9 @@ func (h *harness) waitState(timeout time.Duration, states ...watcher.State) watc
 }
 
 // records returns id → record of every JSON file under out.
-func records(t *testing.T, out string) map[string]jsonstore.Record {
+func records(t *testing.T, out string) map[string]record.Record {
 	t.Helper()
-	got := map[string]jsonstore.Record{}
+	got := map[string]record.Record{}
 	filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -131,7 +132,7 @@ func records(t *testing.T, out string) map[string]jsonstore.Record {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var r jsonstore.Record
+			var r record.Record
 			if err := json.Unmarshal(b, &r); err != nil {
 				t.Fatalf("%s: %v", p, err)
 			}
@@ -145,7 +146,7 @@ func records(t *testing.T, out string) map[string]jsonstore.Record {
 	return got
 }
 
-func waitRecords(t *testing.T, out string, n int, timeout time.Duration) map[string]jsonstore.Record {
+func waitRecords(t *testing.T, out string, n int, timeout time.Duration) map[string]record.Record {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -165,7 +166,7 @@ func waitRecords(t *testing.T, out string, n int, timeout time.Duration) map[str
 	}
 }
 
-func subjects(recs map[string]jsonstore.Record) map[string]bool {
+func subjects(recs map[string]record.Record) map[string]bool {
 	s := map[string]bool{}
 	for _, r := range recs {
 		s[r.Subject] = true

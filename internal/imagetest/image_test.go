@@ -24,6 +24,7 @@ import (
 	"mailtap/internal/testbin"
 	"mailtap/internal/testimap"
 	"mailtap/jsonstore"
+	"mailtap/record"
 	"mailtap/statusweb"
 	"mailtap/watcher"
 )
@@ -465,16 +466,16 @@ func (p *proc) eventually(what string, cond func() bool) {
 	}
 }
 
-func records(t *testing.T, dir string) map[string]jsonstore.Record {
+func records(t *testing.T, dir string) map[string]record.Record {
 	t.Helper()
 	paths, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	out := map[string]jsonstore.Record{}
+	out := map[string]record.Record{}
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r jsonstore.Record
+		var r record.Record
 		if err := json.Unmarshal(b, &r); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}

@@ -1,4 +1,4 @@
-package jsonstore
+package record
 
 import (
 	"bytes"
@@ -49,7 +49,7 @@ func withSession(t *testing.T, golden []byte) map[string]any {
 
 func TestSchema_validatesGoldens(t *testing.T) {
 	sch := compileRecordSchema(t)
-	paths, err := filepath.Glob(filepath.Join("testdata", "golden", "*.json"))
+	paths, err := filepath.Glob(filepath.Join("..", "mailparse", "testdata", "golden", "*.json"))
 	if err != nil || len(paths) < 25 {
 		t.Fatalf("goldens: %d, %v", len(paths), err)
 	}
@@ -68,7 +68,7 @@ func TestSchema_validatesGoldens(t *testing.T) {
 // valid record invalid.
 func TestSchema_rejects(t *testing.T) {
 	sch := compileRecordSchema(t)
-	golden, err := os.ReadFile(filepath.Join("testdata", "golden", "mixed_attachments.json"))
+	golden, err := os.ReadFile(filepath.Join("..", "mailparse", "testdata", "golden", "mixed_attachments.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

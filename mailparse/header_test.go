@@ -1,7 +1,8 @@
-package jsonstore
+package mailparse
 
 import (
 	"bufio"
+	"mailtap/record"
 	"reflect"
 	"strings"
 	"testing"
@@ -74,7 +75,7 @@ func TestReadTopHeader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &parser{rec: &Record{}}
+			p := &parser{rec: &record.Record{}}
 			fields, rest := p.readTopHeader(bufio.NewReaderSize(strings.NewReader(tt.in), 16))
 			if !reflect.DeepEqual(fields, tt.fields) || string(rest) != tt.rest || len(p.rec.ParseErrors) != tt.errs {
 				t.Errorf("got %q rest %q errors %q; want %q rest %q, %d errors", fields, rest, p.rec.ParseErrors, tt.fields, tt.rest, tt.errs)
@@ -84,7 +85,7 @@ func TestReadTopHeader(t *testing.T) {
 
 	t.Run("over the limit", func(t *testing.T) {
 		in := "A: 1\r\nBig: " + strings.Repeat("x", maxHeaderBytes) + "\r\nC: 3\r\n\r\nbody"
-		p := &parser{rec: &Record{}}
+		p := &parser{rec: &record.Record{}}
 		br := bufio.NewReader(strings.NewReader(in))
 		fields, _ := p.readTopHeader(br)
 		if len(fields) != 1 || fields[0].name != "A" || len(p.rec.ParseErrors) != 1 {
@@ -126,13 +127,13 @@ func TestParseMsgIDs(t *testing.T) {
 func TestLenientAddresses(t *testing.T) {
 	tests := []struct {
 		in   string
-		want []Address
+		want []record.Address
 	}{
-		{`Broken <no-at>`, []Address{{"Broken", "no-at"}}},
-		{`"Unbalanced <x@y>`, []Address{{"Unbalanced", "x@y"}}},
-		{`a@b, "C, D" <c@d>; e@f`, []Address{{"", "a@b"}, {"C, D", "c@d"}, {"", "e@f"}}},
-		{`Team: x@y, z@w;`, []Address{{"", "x@y"}, {"", "z@w"}}},
-		{`=?utf-8?q?J=C3=B6rg?= <j@x> (comment, with comma)`, []Address{{"Jörg", "j@x"}}},
+		{`Broken <no-at>`, []record.Address{{Name: "Broken", Address: "no-at"}}},
+		{`"Unbalanced <x@y>`, []record.Address{{Name: "Unbalanced", Address: "x@y"}}},
+		{`a@b, "C, D" <c@d>; e@f`, []record.Address{{Name: "", Address: "a@b"}, {Name: "C, D", Address: "c@d"}, {Name: "", Address: "e@f"}}},
+		{`Team: x@y, z@w;`, []record.Address{{Name: "", Address: "x@y"}, {Name: "", Address: "z@w"}}},
+		{`=?utf-8?q?J=C3=B6rg?= <j@x> (comment, with comma)`, []record.Address{{Name: "Jörg", Address: "j@x"}}},
 		{`<>`, nil},
 	}
 	for _, tt := range tests {

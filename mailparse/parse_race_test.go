@@ -1,6 +1,6 @@
 //go:build race
 
-package jsonstore
+package mailparse
 
 // raceEnabled scales down tests whose cost the race detector multiplies.
 const raceEnabled = true

@@ -1,4 +1,4 @@
-package jsonstore
+package mailparse
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"hash"
 	"io"
+	"mailtap/internal/recordtest"
 	"testing"
 	"testing/iotest"
 )
@@ -63,7 +64,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse: %v", err)
 		}
 		checkRecord(t, rec)
-		checkEncoding(t, "fuzzed record", rec)
+		recordtest.CheckEncoding(t, "fuzzed record", rec)
 		if int64(len(rec.Text)) > max || int64(len(rec.HTML)) > max {
 			t.Errorf("text %d / html %d bytes, max %d", len(rec.Text), len(rec.HTML), max)
 		}

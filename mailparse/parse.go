@@ -1,4 +1,4 @@
-package jsonstore
+package mailparse
 
 import (
 	"bufio"
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"mailtap/record"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,11 +75,11 @@ const (
 // header (up to 1 MiB) and text and html (up to MaxBodyBytes each) are
 // held; attachments stream through SHA-256 and the sink. r is read to its
 // end.
-func Parse(r io.Reader, opts ParseOptions) (rec *Record, err error) {
+func Parse(r io.Reader, opts ParseOptions) (rec *record.Record, err error) {
 	p := &parser{
 		opts: opts,
 		max:  opts.MaxBodyBytes,
-		rec:  &Record{SchemaVersion: SchemaVersion},
+		rec:  &record.Record{SchemaVersion: record.SchemaVersion},
 		src:  &srcReader{r: r},
 	}
 	if p.max <= 0 {
@@ -110,7 +111,7 @@ func Parse(r io.Reader, opts ParseOptions) (rec *Record, err error) {
 type parser struct {
 	opts ParseOptions
 	max  int64
-	rec  *Record
+	rec  *record.Record
 	src  *srcReader
 
 	fatal        error // sink failure: abort
@@ -131,7 +132,7 @@ func (p *parser) errorf(format string, args ...any) {
 // stopped reports whether parsing must end: the source or the sink failed.
 func (p *parser) stopped() bool { return p.fatal != nil || p.src.err != nil }
 
-func (p *parser) finish() *Record {
+func (p *parser) finish() *record.Record {
 	if p.errCount > len(p.rec.ParseErrors) {
 		p.rec.ParseErrors = append(p.rec.ParseErrors,
 			fmt.Sprintf("… and %d more parse errors", p.errCount-len(p.rec.ParseErrors)))
@@ -189,7 +190,7 @@ func (p *parser) headerFields(fields []rawField) {
 		for _, pr := range problems {
 			p.errorf("header %q: %s", f.name, pr)
 		}
-		p.rec.Headers = append(p.rec.Headers, Header{Name: f.name, Value: val})
+		p.rec.Headers = append(p.rec.Headers, record.Header{Name: f.name, Value: val})
 		if !subjectSeen && strings.EqualFold(f.name, "Subject") {
 			p.rec.Subject, subjectSeen = val, true
 		}
@@ -456,7 +457,7 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 	default:
 		cid := strings.TrimSpace(clean(e.get("Content-Id")))
 		cid = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(cid, "<"), ">"))
-		err = p.attachment(body, Attachment{
+		err = p.attachment(body, record.Attachment{
 			Filename:    clean(filename),
 			ContentType: mediatype,
 			Disposition: disp,
@@ -600,7 +601,7 @@ func crlfToLF(b []byte) []byte {
 // attachment streams a decoded attachment through SHA-256, a byte count
 // and the sink, and lists it. It returns the read error (a decoding
 // problem); sink failures are fatal.
-func (p *parser) attachment(body io.Reader, a Attachment) error {
+func (p *parser) attachment(body io.Reader, a record.Attachment) error {
 	if len(p.rec.Attachments) >= maxAttachments {
 		if !p.attachCapped {
 			p.attachCapped = true

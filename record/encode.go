@@ -1,4 +1,4 @@
-package jsonstore
+package record
 
 import (
 	"errors"
@@ -7,14 +7,14 @@ import (
 	"unicode/utf8"
 )
 
-// appendRecord appends r as JSON to dst: the bytes encoding/json's Encoder
+// Append appends r as JSON to dst: the bytes encoding/json's Encoder
 // writes for a Record (SetEscapeHTML(false), SetIndent("", "  ") when
 // pretty, a final newline), except that DEL and the C1 controls
 // U+0080–U+009F are escaped too, so no terminal control can reach a
 // reader of the file. It is written out field by field because reflection
 // made encoding a tenth of the backfill's CPU time; TestMarshal_*,
 // TestAppendQuoted_* and FuzzParse hold it to encoding/json's output.
-func appendRecord(dst []byte, r *Record, pretty bool) ([]byte, error) {
+func Append(dst []byte, r *Record, pretty bool) ([]byte, error) {
 	e := recordEncoder{b: dst, pretty: pretty}
 	e.open('{')
 	e.intField("schema_version", int64(r.SchemaVersion))

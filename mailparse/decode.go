@@ -1,4 +1,4 @@
-package jsonstore
+package mailparse
 
 import (
 	"bufio"

@@ -1,10 +1,11 @@
-package jsonstore
+package mailparse
 
 import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"mailtap/record"
 	"net/mail"
 	"strings"
 	"time"
@@ -422,8 +423,8 @@ func field(fields []rawField, name string) (string, bool) {
 // addressList parses every field named name (To may appear more than
 // once) into addresses. A value net/mail cannot parse is split leniently
 // and reported, never dropped.
-func (p *parser) addressList(fields []rawField, name string) []Address {
-	var out []Address
+func (p *parser) addressList(fields []rawField, name string) []record.Address {
+	var out []record.Address
 	for _, f := range fields {
 		if !strings.EqualFold(f.name, name) {
 			continue
@@ -435,7 +436,7 @@ func (p *parser) addressList(fields []rawField, name string) []Address {
 		list, err := gomail.ParseAddressList(v)
 		if err == nil {
 			for _, a := range list {
-				out = append(out, Address{Name: displayName(a.Name), Address: clean(a.Address)})
+				out = append(out, record.Address{Name: displayName(a.Name), Address: clean(a.Address)})
 			}
 			continue
 		}
@@ -467,8 +468,8 @@ func clean(s string) string {
 // lenientAddresses splits an address list that net/mail rejected: on
 // commas and semicolons outside quotes, comments and angle brackets; each
 // piece is parsed on its own, or else taken apart by hand.
-func lenientAddresses(v string) []Address {
-	var out []Address
+func lenientAddresses(v string) []record.Address {
+	var out []record.Address
 	for _, piece := range splitAddressList(v) {
 		piece = strings.TrimSpace(piece)
 		if piece == "" {
@@ -483,11 +484,11 @@ func lenientAddresses(v string) []Address {
 			}
 		}
 		if a, err := gomail.ParseAddress(piece); err == nil {
-			out = append(out, Address{Name: displayName(a.Name), Address: clean(a.Address)})
+			out = append(out, record.Address{Name: displayName(a.Name), Address: clean(a.Address)})
 			continue
 		}
 		dec, _ := headerText(piece)
-		var a Address
+		var a record.Address
 		if lt := strings.LastIndexByte(dec, '<'); lt >= 0 {
 			addr := dec[lt+1:]
 			if gt := strings.IndexByte(addr, '>'); gt >= 0 {

@@ -1,4 +1,4 @@
-package jsonstore
+package mailparse
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"mailtap/record"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -47,7 +48,7 @@ func readFixture(t testing.TB, name string) []byte {
 	return b
 }
 
-func parseFixture(t testing.TB, name string, opts ParseOptions) *Record {
+func parseFixture(t testing.TB, name string, opts ParseOptions) *record.Record {
 	t.Helper()
 	rec, err := Parse(bytes.NewReader(readFixture(t, name)), opts)
 	if err != nil {
@@ -56,7 +57,7 @@ func parseFixture(t testing.TB, name string, opts ParseOptions) *Record {
 	return rec
 }
 
-func marshalGolden(t testing.TB, rec *Record) []byte {
+func marshalGolden(t testing.TB, rec *record.Record) []byte {
 	t.Helper()
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
@@ -66,7 +67,7 @@ func marshalGolden(t testing.TB, rec *Record) []byte {
 }
 
 // TestParse_golden parses every fixture and compares the record with
-// testdata/golden/<name>.json (go test ./jsonstore -run TestParse -update
+// testdata/golden/<name>.json (go test ./mailparse -run TestParse -update
 // rewrites them; review the diff).
 func TestParse_golden(t *testing.T) {
 	for _, name := range fixtureNames(t) {
@@ -120,12 +121,12 @@ func lineDiff(want, got string) string {
 
 // checkRecord asserts what must hold for every record: valid UTF-8 in
 // every string, no nil slices, attachments well formed, and JSON output.
-func checkRecord(t testing.TB, rec *Record) {
+func checkRecord(t testing.TB, rec *record.Record) {
 	t.Helper()
 	if rec == nil {
 		t.Fatal("nil record")
 	}
-	if rec.SchemaVersion != SchemaVersion {
+	if rec.SchemaVersion != record.SchemaVersion {
 		t.Errorf("schema_version = %d", rec.SchemaVersion)
 	}
 	walkStrings(reflect.ValueOf(rec).Elem(), "record", func(path, s string) {
@@ -192,7 +193,7 @@ func hexSHA256(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func hasErr(rec *Record, substr string) bool {
+func hasErr(rec *record.Record, substr string) bool {
 	for _, e := range rec.ParseErrors {
 		if strings.Contains(e, substr) {
 			return true
@@ -201,7 +202,7 @@ func hasErr(rec *Record, substr string) bool {
 	return false
 }
 
-func headerValue(rec *Record, name string) string {
+func headerValue(rec *record.Record, name string) string {
 	for _, h := range rec.Headers {
 		if strings.EqualFold(h.Name, name) {
 			return h.Value
@@ -210,7 +211,7 @@ func headerValue(rec *Record, name string) string {
 	return ""
 }
 
-func filenames(rec *Record) []string {
+func filenames(rec *record.Record) []string {
 	var out []string
 	for _, a := range rec.Attachments {
 		out = append(out, a.Filename)
@@ -221,9 +222,9 @@ func filenames(rec *Record) []string {
 // TestParse_expectations states, per fixture, the facts the golden files
 // must keep showing, so a careless -update cannot bless a regression.
 func TestParse_expectations(t *testing.T) {
-	type check func(t *testing.T, r *Record)
+	type check func(t *testing.T, r *record.Record)
 	subjectText := func(subject, textPart string) check {
-		return func(t *testing.T, r *Record) {
+		return func(t *testing.T, r *record.Record) {
 			if r.Subject != subject {
 				t.Errorf("subject = %q, want %q", r.Subject, subject)
 			}
@@ -236,14 +237,14 @@ func TestParse_expectations(t *testing.T) {
 		}
 	}
 	tests := map[string]check{
-		"plain": func(t *testing.T, r *Record) {
-			want := Record{
+		"plain": func(t *testing.T, r *record.Record) {
+			want := record.Record{
 				MessageID:  "20240305130322.GA1234@example.org",
 				InReplyTo:  []string{"CAF=abc123@mail.example.com"},
 				References: []string{"first@example.com", "CAF=abc123@mail.example.com"},
-				From:       []Address{{"Alice Example", "alice@example.org"}},
-				To:         []Address{{"Bob", "bob@example.com"}, {"", "carol@example.com"}},
-				Cc:         []Address{{"Dave, the Builder", "dave@example.net"}},
+				From:       []record.Address{{Name: "Alice Example", Address: "alice@example.org"}},
+				To:         []record.Address{{Name: "Bob", Address: "bob@example.com"}, {Name: "", Address: "carol@example.com"}},
+				Cc:         []record.Address{{Name: "Dave, the Builder", Address: "dave@example.net"}},
 			}
 			if r.MessageID != want.MessageID || !reflect.DeepEqual(r.InReplyTo, want.InReplyTo) ||
 				!reflect.DeepEqual(r.References, want.References) || !reflect.DeepEqual(r.From, want.From) ||
@@ -274,11 +275,11 @@ func TestParse_expectations(t *testing.T) {
 		"charset_iso8859_15":    subjectText("Prix: 5 € œuvre", "Le prix est de 5 €, une œuvre."),
 		"charset_latin1_cp1252": subjectText("“Smart” quotes cost € 5", "“Smart” quotes – and the euro sign €"),
 		"charset_utf16_bom":     subjectText("UTF-16 body", "Unicode text in UTF-16 with a BOM: Ωμέγα, 日本語.\n"),
-		"rfc2047_subjects": func(t *testing.T, r *Record) {
+		"rfc2047_subjects": func(t *testing.T, r *record.Record) {
 			if want := "Привет mixed café😂glued text (€) 日本語です"; r.Subject != want {
 				t.Errorf("subject = %q, want %q", r.Subject, want)
 			}
-			if want := []Address{{"Müller, Hans", "hans@example.de"}, {"Keith Moore", "moore@cs.utk.edu"}}; !reflect.DeepEqual(r.To, want) {
+			if want := []record.Address{{Name: "Müller, Hans", Address: "hans@example.de"}, {Name: "Keith Moore", Address: "moore@cs.utk.edu"}}; !reflect.DeepEqual(r.To, want) {
 				t.Errorf("to = %v", r.To)
 			}
 			if r.From[0].Name != "André Pirard" || r.Cc[0].Name != "Zoë" {
@@ -291,7 +292,7 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("bad word kept as %q, errors %q", got, r.ParseErrors)
 			}
 		},
-		"rfc2231_filenames": func(t *testing.T, r *Record) {
+		"rfc2231_filenames": func(t *testing.T, r *record.Record) {
 			want := []string{"€ rates 2024.pdf", "café crème.txt", "日本語の長い.bin", "first-half-second-half.dat",
 				"Отчёт за март.doc", "preferred é.zip", "été.zip"}
 			if got := filenames(r); !reflect.DeepEqual(got, want) {
@@ -301,7 +302,7 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("errors %q", r.ParseErrors)
 			}
 		},
-		"html_only": func(t *testing.T, r *Record) {
+		"html_only": func(t *testing.T, r *record.Record) {
 			want := "Spring sale – up to 50% off\n\nDear customer,\nour spring sale starts today.\n\n- Shoes & boots\n- Jackets\n\n" +
 				"Visit our shop (https://shop.example/sale?utm=nl) or write to help@shop.example.\n\nItem Price\nBoots €49\n\n© 2024 Shop <Example>"
 			if r.Text != want {
@@ -311,13 +312,13 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("html not decoded: %q", r.HTML)
 			}
 		},
-		"alternative": func(t *testing.T, r *Record) {
+		"alternative": func(t *testing.T, r *record.Record) {
 			if !strings.Contains(r.Text, "Grüße aus München – sehr lange Zeile, die weich umbrochen wurde.") ||
 				!strings.Contains(r.HTML, "<p>Jörg</p>") || len(r.Attachments) != 0 || r.From[0].Name != "Jörg Müller" {
 				t.Errorf("text %q html %q attachments %v from %v", r.Text, r.HTML, r.Attachments, r.From)
 			}
 		},
-		"mixed_attachments": func(t *testing.T, r *Record) {
+		"mixed_attachments": func(t *testing.T, r *record.Record) {
 			if r.Text != "Please find the invoice attached." || r.HTML != "<p>Please find the <b>invoice</b> attached.</p>" {
 				t.Errorf("text %q html %q", r.Text, r.HTML)
 			}
@@ -333,18 +334,18 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("csv size %d: the charset of a text attachment must not be converted", r.Attachments[1].Size)
 			}
 		},
-		"inline_image": func(t *testing.T, r *Record) {
+		"inline_image": func(t *testing.T, r *record.Record) {
 			a := r.Attachments
 			if len(a) != 1 || a[0].ContentID != "logo.png@01DA7" || a[0].Disposition != "inline" || a[0].ContentType != "image/png" || a[0].Size != 70 {
 				t.Errorf("attachments %+v", a)
 			}
 		},
-		"nested": func(t *testing.T, r *Record) {
+		"nested": func(t *testing.T, r *record.Record) {
 			if r.Text == "" || !strings.Contains(r.HTML, "cid:beach1") || len(r.Attachments) != 2 || r.Attachments[0].ContentID != "beach1" {
 				t.Errorf("text %q html %q attachments %+v", r.Text, r.HTML, r.Attachments)
 			}
 		},
-		"forwarded_rfc822": func(t *testing.T, r *Record) {
+		"forwarded_rfc822": func(t *testing.T, r *record.Record) {
 			if len(r.Attachments) != 1 || r.Attachments[0].ContentType != "message/rfc822" {
 				t.Fatalf("attachments %+v", r.Attachments)
 			}
@@ -352,17 +353,17 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("text %q", r.Text)
 			}
 		},
-		"calendar": func(t *testing.T, r *Record) {
+		"calendar": func(t *testing.T, r *record.Record) {
 			if len(r.Attachments) != 2 || r.Attachments[0].ContentType != "text/calendar" || r.Attachments[1].Filename != "invite.ics" {
 				t.Errorf("attachments %+v", r.Attachments)
 			}
 		},
-		"unclosed_boundary": func(t *testing.T, r *Record) {
+		"unclosed_boundary": func(t *testing.T, r *record.Record) {
 			if len(r.Attachments) != 1 || r.Attachments[0].Size != 33 || !hasErr(r, "closing boundary") {
 				t.Errorf("attachments %+v errors %q", r.Attachments, r.ParseErrors)
 			}
 		},
-		"bad_base64": func(t *testing.T, r *Record) {
+		"bad_base64": func(t *testing.T, r *record.Record) {
 			if r.Text != "Hello, this text has no padding" {
 				t.Errorf("unpadded base64 text = %q", r.Text)
 			}
@@ -374,7 +375,7 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("errors %q", r.ParseErrors)
 			}
 		},
-		"unknown_charset": func(t *testing.T, r *Record) {
+		"unknown_charset": func(t *testing.T, r *record.Record) {
 			if r.Subject != "=?x-unknown-charset?Q?caf=E9?= and café" || r.Text != "Café crème brûlée, and some UTF-8 too: été.\n" {
 				t.Errorf("subject %q text %q", r.Subject, r.Text)
 			}
@@ -382,18 +383,18 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("errors %q", r.ParseErrors)
 			}
 		},
-		"unknown_encoding": func(t *testing.T, r *Record) {
+		"unknown_encoding": func(t *testing.T, r *record.Record) {
 			if r.Text != "Text in a made-up transfer encoding." || !hasErr(r, `"x-uuencode"`) || !hasErr(r, `"x-bogus"`) {
 				t.Errorf("text %q errors %q", r.Text, r.ParseErrors)
 			}
 		},
-		"deep_nesting": func(t *testing.T, r *Record) {
+		"deep_nesting": func(t *testing.T, r *record.Record) {
 			last := r.Attachments[len(r.Attachments)-1]
 			if r.Text != "Text at level 0." || last.ContentType != "multipart/mixed" || !hasErr(r, "nested more than 32 levels") {
 				t.Errorf("text %q last attachment %+v errors %q", r.Text, last, r.ParseErrors)
 			}
 		},
-		"nul_bytes": func(t *testing.T, r *Record) {
+		"nul_bytes": func(t *testing.T, r *record.Record) {
 			if r.Subject != "Null\x00byte in the subject" || !strings.Contains(r.Text, "NUL \x00 byte") {
 				t.Errorf("subject %q text %q", r.Subject, r.Text)
 			}
@@ -402,13 +403,13 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("NUL not escaped in JSON: %s", b)
 			}
 		},
-		"hostile_names": func(t *testing.T, r *Record) {
+		"hostile_names": func(t *testing.T, r *record.Record) {
 			want := []string{"../../x", "/etc/passwd", "CON", strings.Repeat("A", 996) + ".txt", "invoice\u202efdp.exe", "..", "../evil/=?.sh"}
 			if got := filenames(r); !reflect.DeepEqual(got, want) {
 				t.Errorf("filenames = %q, want them as sent (SafeName makes them safe on disk)", got)
 			}
 		},
-		"subject_escapes": func(t *testing.T, r *Record) {
+		"subject_escapes": func(t *testing.T, r *record.Record) {
 			if !strings.HasPrefix(r.Subject, "\x1b[2J\x1b[1;1HCleared screen \x07 and an encoded \x1b]0;title\x07 \r CR") {
 				t.Errorf("subject %q", r.Subject)
 			}
@@ -417,48 +418,48 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("control characters not escaped: %s", b)
 			}
 		},
-		"missing_headers": func(t *testing.T, r *Record) {
+		"missing_headers": func(t *testing.T, r *record.Record) {
 			if r.Date != nil || len(r.From) != 0 || r.Subject != "" || r.MessageID != "" || len(r.ParseErrors) != 0 || r.Text == "" {
 				t.Errorf("%+v", r)
 			}
 		},
-		"bad_date": func(t *testing.T, r *Record) {
+		"bad_date": func(t *testing.T, r *record.Record) {
 			if r.Date != nil || !hasErr(r, "unparsable date") {
 				t.Errorf("date %v errors %q", r.Date, r.ParseErrors)
 			}
 		},
-		"lenient_date": func(t *testing.T, r *Record) {
+		"lenient_date": func(t *testing.T, r *record.Record) {
 			if r.Date == nil || r.Date.Format(time.RFC3339) != "2024-03-14T15:04:05+05:30" || !hasErr(r, "read leniently") {
 				t.Errorf("date %v errors %q", r.Date, r.ParseErrors)
 			}
 		},
-		"obsolete_date": func(t *testing.T, r *Record) {
+		"obsolete_date": func(t *testing.T, r *record.Record) {
 			if r.Date == nil || r.Date.Format(time.RFC3339) != "2024-03-14T15:04:05-05:00" || len(r.ParseErrors) != 0 {
 				t.Errorf("date %v errors %q", r.Date, r.ParseErrors)
 			}
 		},
-		"bare_lf": func(t *testing.T, r *Record) {
+		"bare_lf": func(t *testing.T, r *record.Record) {
 			if r.Text != "backup finished: 3 files" || len(r.Attachments) != 1 || r.Attachments[0].Size != int64(len("line 1\nline 2")) {
 				t.Errorf("text %q attachments %+v", r.Text, r.Attachments)
 			}
 		},
-		"long_lines": func(t *testing.T, r *Record) {
+		"long_lines": func(t *testing.T, r *record.Record) {
 			if len(r.References) != 900 || len(r.Text) != 20005 || r.Truncated {
 				t.Errorf("references %d text %d truncated %v", len(r.References), len(r.Text), r.Truncated)
 			}
 		},
-		"many_attachments": func(t *testing.T, r *Record) {
+		"many_attachments": func(t *testing.T, r *record.Record) {
 			if len(r.Attachments) != 200 || r.Attachments[199].Filename != "page-199.png" || len(r.ParseErrors) != 0 {
 				t.Errorf("attachments %d errors %q", len(r.Attachments), r.ParseErrors)
 			}
 		},
-		"raw_8bit_headers": func(t *testing.T, r *Record) {
+		"raw_8bit_headers": func(t *testing.T, r *record.Record) {
 			if r.Subject != "Raw Latin-1 café and raw UTF-8 été" || r.From[0].Name != "André Latin" || r.To[0].Name != "Jürgen Utf8" {
 				t.Errorf("subject %q from %v to %v", r.Subject, r.From, r.To)
 			}
 		},
-		"bad_addresses": func(t *testing.T, r *Record) {
-			if want := []Address{{"Broken Sender", "no-at-sign"}}; !reflect.DeepEqual(r.From, want) {
+		"bad_addresses": func(t *testing.T, r *record.Record) {
+			if want := []record.Address{{Name: "Broken Sender", Address: "no-at-sign"}}; !reflect.DeepEqual(r.From, want) {
 				t.Errorf("from %v", r.From)
 			}
 			if len(r.To) != 0 || len(r.ReplyTo) != 3 || len(r.Cc) != 3 || r.Sender[0].Address != "sender@example.com" {
@@ -470,42 +471,42 @@ func TestParse_expectations(t *testing.T) {
 				}
 			}
 		},
-		"no_boundary_lines": func(t *testing.T, r *Record) {
+		"no_boundary_lines": func(t *testing.T, r *record.Record) {
 			if !strings.HasPrefix(r.Text, "This body claims to be multipart\n") || !hasErr(r, "no boundary line") {
 				t.Errorf("text %q errors %q", r.Text, r.ParseErrors)
 			}
 		},
-		"multipart_no_boundary_param": func(t *testing.T, r *Record) {
+		"multipart_no_boundary_param": func(t *testing.T, r *record.Record) {
 			if r.Text != "Text in a multipart without a boundary parameter.\n" || !hasErr(r, "without a boundary parameter") {
 				t.Errorf("text %q errors %q", r.Text, r.ParseErrors)
 			}
 		},
-		"header_no_blank_line": func(t *testing.T, r *Record) {
+		"header_no_blank_line": func(t *testing.T, r *record.Record) {
 			if !strings.HasPrefix(r.Text, "This line starts the body") || r.Subject != "No separator" || r.Date == nil {
 				t.Errorf("text %q subject %q", r.Text, r.Subject)
 			}
 		},
-		"html_meta_charset": func(t *testing.T, r *Record) {
+		"html_meta_charset": func(t *testing.T, r *record.Record) {
 			if r.Text != "Привет, мир!\n\n  preformatted\n    text" {
 				t.Errorf("text %q", r.Text)
 			}
 		},
-		"msgid_garbage": func(t *testing.T, r *Record) {
+		"msgid_garbage": func(t *testing.T, r *record.Record) {
 			if r.MessageID != "no-brackets-id@example.com" || !reflect.DeepEqual(r.References, []string{"a@example.com", "b@example.com", "no-at-sign", "c@example.com"}) {
 				t.Errorf("message-id %q references %q", r.MessageID, r.References)
 			}
 		},
-		"empty": func(t *testing.T, r *Record) {
+		"empty": func(t *testing.T, r *record.Record) {
 			if !hasErr(r, "message is empty") {
 				t.Errorf("errors %q", r.ParseErrors)
 			}
 		},
-		"digest": func(t *testing.T, r *Record) {
+		"digest": func(t *testing.T, r *record.Record) {
 			if len(r.Attachments) != 2 || r.Attachments[0].ContentType != "message/rfc822" {
 				t.Errorf("attachments %+v", r.Attachments)
 			}
 		},
-		"folded_headers": func(t *testing.T, r *Record) {
+		"folded_headers": func(t *testing.T, r *record.Record) {
 			if r.Subject != "This subject is folded across two lines" || len(r.To) != 2 || r.From[0].Address != "alice@example.org" {
 				t.Errorf("subject %q to %v from %v", r.Subject, r.To, r.From)
 			}
