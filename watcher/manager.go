@@ -25,6 +25,7 @@ type Options struct {
 	Metrics   *Metrics     // default: none
 	Once      bool         // catch up every mailbox once, then Run returns
 	BatchSize int          // UIDs per FETCH and per group commit; default 200
+	Clock     Clock        // times the waits between attempts; default the real clock
 }
 
 // Manager runs one session per watched mailbox and is the Controller that
@@ -38,6 +39,7 @@ type Manager struct {
 	once      bool
 	batchSize int
 	started   time.Time
+	clock     Clock
 
 	sessions []*session
 	byID     map[string]*session
@@ -55,7 +57,10 @@ func New(cfg *config.Config, store *jsonstore.Store, opts *Options) *Manager {
 		opts = &Options{}
 	}
 	m := &Manager{cfg: cfg, store: store, log: opts.Logger, hub: opts.Hub, metrics: opts.Metrics,
-		once: opts.Once, batchSize: opts.BatchSize, byID: map[string]*session{}, started: time.Now()}
+		once: opts.Once, batchSize: opts.BatchSize, byID: map[string]*session{}, started: time.Now(), clock: opts.Clock}
+	if m.clock == nil {
+		m.clock = realClock{}
+	}
 	if m.log == nil {
 		m.log = slog.Default()
 	}

@@ -218,39 +218,61 @@ func (s *session) run(ctx context.Context) error {
 		s.mu.Lock()
 		s.status.Errors++
 		s.mu.Unlock()
-		next := time.Now().Add(delay)
+		next := s.m.clock.Now().Add(delay)
 		s.setState(state, err, next)
-		if !s.sleep(ctx, delay) {
-			continue // woken by a control: re-evaluate at once
+		switch s.sleep(ctx, delay) {
+		case wokeReconnect:
+			// Reconnect means now, and a fresh start: the backoff built up
+			// by the failures so far must not lengthen the next wait.
+			net.reset()
+			auth.reset()
+			s.setState(StateReconnecting, nil, s.m.clock.Now())
+			continue
+		case wokePause, wokeCancelled:
+			continue
 		}
 		s.m.metrics.reconnect(s.id)
 	}
 }
 
-// sleep waits d, returning false early if a control arrives (a Reconnect
-// skips the remaining backoff, a Pause takes effect at once).
-func (s *session) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+// wakeReason is why a wait between attempts ended.
+type wakeReason int
+
+const (
+	wokeTimer wakeReason = iota
+	wokeReconnect
+	wokePause
+	wokeCancelled
+)
+
+// sleep waits d on the session's clock, ending early if ctx ends or a
+// control arrives (a Reconnect skips the remaining backoff, a Pause takes
+// effect at once).
+func (s *session) sleep(ctx context.Context, d time.Duration) wakeReason {
+	t := s.m.clock.NewTimer(d)
 	defer t.Stop()
 	hb := time.NewTicker(heartbeatEvery)
 	defer hb.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return false
-		case <-t.C:
+			return wokeCancelled
+		case <-t.C():
 			s.beat()
-			return true
+			return wokeTimer
 		case <-hb.C:
 			s.beat()
 		case <-s.wake:
 			s.beat()
 			s.mu.Lock()
-			r := s.reconnect || s.paused
+			reconnect, paused := s.reconnect, s.paused
 			s.reconnect = false
 			s.mu.Unlock()
-			if r {
-				return false
+			switch {
+			case paused:
+				return wokePause
+			case reconnect:
+				return wokeReconnect
 			}
 		}
 	}
