@@ -64,6 +64,13 @@ type mailboxJSON struct {
 	LastCapture *time.Time `json:"last_capture"`
 	UIDValidity uint32     `json:"uid_validity"`
 	LastUID     uint32     `json:"last_uid"`
+	// LastServerContact is when the server last sent anything for this
+	// mailbox; /readyz fails when it is older than two refreshes.
+	LastServerContact *time.Time `json:"last_server_contact"`
+	// Warning is the latest sign that the server's word was wrong (see
+	// the README's "Cross-checks"), "" if none.
+	Warning   string     `json:"warning"`
+	WarningAt *time.Time `json:"warning_at"`
 }
 
 // recentItem is one captured mail as the page lists it.
@@ -94,6 +101,8 @@ func mailboxOf(st watcher.MailboxStatus) mailboxJSON {
 		NextRetry: optTime(st.NextRetry), Paused: st.Paused,
 		Captured: st.Captured, Errors: st.Errors, LastCapture: optTime(st.LastCapture),
 		UIDValidity: st.UIDValidity, LastUID: st.LastUID,
+		LastServerContact: optTime(st.LastServerContact),
+		Warning:           st.Warning, WarningAt: optTime(st.WarningAt),
 	}
 }
 

@@ -38,7 +38,7 @@ func Check(ctx context.Context, cfg *config.Config) []CheckResult {
 			fail(fmt.Errorf("password: %w", err))
 			continue
 		}
-		c, _, err := dial(ctx, acct, &cfg.Watch, &imapclient.Options{})
+		c, _, err := dial(ctx, acct, &cfg.Watch, &imapclient.Options{}, nil)
 		if err != nil {
 			fail(err)
 			continue

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -41,11 +42,18 @@ type deadlineConn struct {
 
 	mu      sync.Mutex // orders timeout changes against re-arming
 	timeout time.Duration
+
+	// contact, if set, gets the time of every read that brought bytes:
+	// the proof that the server is there (last_server_contact).
+	contact *atomic.Int64
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
+		if c.contact != nil {
+			c.contact.Store(time.Now().UnixNano())
+		}
 		c.mu.Lock()
 		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
 		c.mu.Unlock()
@@ -99,14 +107,15 @@ func tlsConfig(acct *config.Account) (*tls.Config, error) {
 }
 
 // dial connects, secures and greets. The returned client is not logged in.
-func dial(ctx context.Context, acct *config.Account, w *config.Watch, opts *imapclient.Options) (*imapclient.Client, *deadlineConn, error) {
+// contact (may be nil) records when the server last sent anything.
+func dial(ctx context.Context, acct *config.Account, w *config.Watch, opts *imapclient.Options, contact *atomic.Int64) (*imapclient.Client, *deadlineConn, error) {
 	addr := net.JoinHostPort(acct.Host, strconv.Itoa(acct.Port))
 	d := net.Dialer{Timeout: w.ResponseTimeout.Duration, KeepAlive: 30 * time.Second}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
-	dc := &deadlineConn{Conn: raw, writeTimeout: w.ResponseTimeout.Duration}
+	dc := &deadlineConn{Conn: raw, writeTimeout: w.ResponseTimeout.Duration, contact: contact}
 	dc.expect(w.ResponseTimeout.Duration)
 
 	var c *imapclient.Client

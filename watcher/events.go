@@ -73,6 +73,14 @@ type MailboxStatus struct {
 	LastUID     uint32    // checkpoint
 	Since       time.Time // when State was entered
 	Heartbeat   time.Time // last time the session loop made progress or waited normally
+	// LastServerContact is when the server last sent anything on this
+	// mailbox's connection; zero if never this run.
+	LastServerContact time.Time
+	// Warning is the latest sign that the server's word could not be
+	// trusted (a catch-up query that missed mail, UIDNEXT going
+	// backwards), with when it was seen; "" if none this run.
+	Warning   string
+	WarningAt time.Time
 }
 
 // Controller is what UIs (TUI, status page) use to steer the watcher. An

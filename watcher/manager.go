@@ -70,6 +70,7 @@ func New(cfg *config.Config, store *jsonstore.Store, opts *Options) *Manager {
 	if m.batchSize <= 0 {
 		m.batchSize = 200
 	}
+	m.metrics.watchContacts(m.Status)
 	for i := range cfg.Accounts {
 		acct := &cfg.Accounts[i]
 		for _, mb := range acct.Mailboxes {
@@ -163,8 +164,11 @@ func (m *Manager) Healthy() (bool, string) {
 }
 
 // Ready reports whether every mailbox is connected (idle, polling or
-// syncing) or deliberately paused.
+// syncing) or deliberately paused, and has heard from its server lately:
+// a state that says "idle" proves nothing if the server has been silent
+// for longer than two refreshes.
 func (m *Manager) Ready() (bool, string) {
+	now := time.Now()
 	for _, s := range m.sessions {
 		st := s.snapshot()
 		switch st.State {
@@ -175,6 +179,16 @@ func (m *Manager) Ready() (bool, string) {
 				why += ": " + st.Err
 			}
 			return false, why
+		}
+		if st.State == StatePaused {
+			continue
+		}
+		last := st.LastServerContact
+		if last.IsZero() {
+			last = m.started
+		}
+		if limit := s.contactLimit(st.State); now.Sub(last) > limit {
+			return false, fmt.Sprintf("%s: no contact with the server for %s (more than %s)", st.Mailbox, now.Sub(last).Round(time.Second), limit)
 		}
 	}
 	return true, "every mailbox connected or paused"

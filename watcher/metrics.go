@@ -19,6 +19,7 @@ type Metrics struct {
 	lastCapture   *prometheus.GaugeVec
 	latency       *prometheus.HistogramVec
 	checkpointLag *prometheus.GaugeVec
+	contact       *contactCollector // liveness.go
 }
 
 // NewMetrics creates the series and registers them with reg.
@@ -47,6 +48,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.capturedTotal, m.bytesTotal, m.parseErrors, m.reconnects, m.authFailures,
 		m.state, m.lastCapture, m.latency, m.checkpointLag)
+	m.contact = newContactCollector()
+	reg.MustRegister(m.contact)
 	return m
 }
 

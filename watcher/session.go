@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +56,7 @@ type session struct {
 
 	wake    chan struct{} // 1-slot: controls changed
 	newMail chan struct{} // 1-slot: server reported EXISTS
+	emptied chan struct{} // 1-slot: EXPUNGEs left the mailbox empty
 
 	mu        sync.Mutex
 	paused    bool
@@ -65,12 +65,15 @@ type session struct {
 	notifyAt  time.Time // first unserved EXISTS notification, for latency
 
 	heartbeat atomic.Int64 // unix nanos
+	contact   atomic.Int64 // unix nanos of the last byte from the server; 0 never
+	exists    atomic.Int64 // messages in the selected mailbox, per EXISTS/EXPUNGE
+	idleMiss  int          // refreshes that found mail IDLE never announced; session goroutine only
 }
 
 func newSession(m *Manager, acct *config.Account, mailbox string) *session {
 	s := &session{
 		id: MailboxID{Account: acct.Name, Mailbox: mailbox}, acct: acct, watch: &m.cfg.Watch, m: m,
-		wake: make(chan struct{}, 1), newMail: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), newMail: make(chan struct{}, 1), emptied: make(chan struct{}, 1),
 	}
 	s.log = m.log.With("account", acct.Name, "mailbox", mailbox)
 	s.status = MailboxStatus{Mailbox: s.id, State: StateStopped, Since: time.Now()}
@@ -131,6 +134,9 @@ func (s *session) snapshot() MailboxStatus {
 	st.Paused = s.paused
 	s.mu.Unlock()
 	st.Heartbeat = time.Unix(0, s.heartbeat.Load())
+	if c := s.contact.Load(); c != 0 {
+		st.LastServerContact = time.Unix(0, c)
+	}
 	return st
 }
 
@@ -202,6 +208,11 @@ func (s *session) run(ctx context.Context) error {
 		switch {
 		case errors.Is(err, errPauseRequested):
 			continue
+		case errors.Is(err, errMailboxReplaced):
+			// Not a failure: EXAMINE again at once and capture the new
+			// mailbox. The backoff was reset when the connection came up,
+			// so a server that keeps saying so is still not hammered.
+			state, delay = StateReconnecting, net.next()
 		case errors.Is(err, errReconnectRequested):
 			net.reset()
 			s.m.metrics.reconnect(s.id)
@@ -210,7 +221,7 @@ func (s *session) run(ctx context.Context) error {
 		case errors.Is(err, ErrAuth):
 			s.m.metrics.authFailure(s.id)
 			state, delay = StateAuthFailed, auth.next()
-		case errors.As(err, &se):
+		case errors.As(err, &se), errors.Is(err, ErrMailboxNotFound):
 			state, delay = StateError, net.next()
 		default:
 			state, delay = StateReconnecting, net.next()
@@ -303,11 +314,14 @@ type conn struct {
 	c  *imapclient.Client
 	dc *deadlineConn
 	uv uint32
+	// delim is the mailbox's hierarchy delimiter from LIST (0 if the
+	// server has none); the on-disk path nests by it.
+	delim rune
+	// uidNext is the server's latest UIDNEXT (EXAMINE or STATUS), 0 if
+	// unknown; explainedNext a UIDNEXT whose gap above the checkpoint was
+	// proved to be expunged mail, so it is not examined again.
+	uidNext, explainedNext uint32
 }
-
-// delim is the hierarchy delimiter passed to jsonstore: 0, since the
-// session does not LIST; "/" in a mailbox name still makes folders.
-const delim = 0
 
 // connectAndWatch runs one connection: dial, login, examine, catch up, then
 // IDLE or poll until something ends it. ok is called once the session is
@@ -323,6 +337,7 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 			// Runs on the client's reader goroutine: only signal.
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
 				if d.NumMessages != nil {
+					s.exists.Store(int64(*d.NumMessages))
 					s.mu.Lock()
 					if s.notifyAt.IsZero() {
 						s.notifyAt = time.Now()
@@ -334,12 +349,23 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 					}
 				}
 			},
+			// Cyrus tells a session whose mailbox was deleted (and maybe
+			// recreated) nothing but EXPUNGEs: an emptied mailbox is
+			// checked at once, not at the next refresh.
+			Expunge: func(uint32) {
+				if s.exists.Add(-1) == 0 {
+					select {
+					case s.emptied <- struct{}{}:
+					default:
+					}
+				}
+			},
 		},
 	}
 	// Each step below is bounded by response_timeout; a beat between them
 	// keeps /healthz from calling a slow but progressing connect wedged.
 	s.beat()
-	c, dc, err := dial(ctx, s.acct, s.watch, opts)
+	c, dc, err := dial(ctx, s.acct, s.watch, opts, &s.contact)
 	if err != nil {
 		return err
 	}
@@ -361,16 +387,21 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 	}
 	s.beat()
 	cn := &conn{c: c, dc: dc}
+	if cn.delim, err = s.lookUpMailbox(cn); err != nil {
+		return err
+	}
+	cn.dc.expect(s.watch.ResponseTimeout.Duration)
 	sel, err := c.Select(s.id.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
-		return fmt.Errorf("examine %q: %w", s.id.Mailbox, err)
+		return s.examineError(cn, err)
 	}
-	cn.uv = sel.UIDValidity
+	cn.uv, cn.uidNext = sel.UIDValidity, uint32(sel.UIDNext)
+	s.exists.Store(int64(sel.NumMessages))
 	s.setState(StateSyncing, nil, time.Time{})
 	if err := s.initCheckpoint(ctx, cn, sel); err != nil {
 		return err
 	}
-	if err := s.catchUp(ctx, cn); err != nil {
+	if _, err := s.catchUp(ctx, cn); err != nil {
 		return err
 	}
 	ok()
@@ -407,7 +438,7 @@ func sayGoodbye(c *imapclient.Client, dc *deadlineConn) {
 func (s *session) initCheckpoint(ctx context.Context, cn *conn, sel *imap.SelectData) error {
 	st, known := s.m.store.State(s.id.Account, s.id.Mailbox)
 	if known && st.UIDValidity == sel.UIDValidity {
-		return nil
+		return s.checkUIDNext(cn, uint32(sel.UIDNext))
 	}
 	store := func(last uint32) error {
 		if err := s.m.store.SetState(s.id.Account, s.id.Mailbox, sel.UIDValidity, last); err != nil {
@@ -453,65 +484,6 @@ func (s *session) initCheckpoint(ctx context.Context, cn *conn, sel *imap.Select
 	default: // none
 		s.log.Info("first start: capturing mail that arrives from now on", "skipped_up_to_uid", baseline)
 		return store(baseline)
-	}
-}
-
-// highestUID is the UID of the newest message at EXAMINE time.
-func (s *session) highestUID(cn *conn, sel *imap.SelectData) (uint32, error) {
-	if sel.NumMessages == 0 {
-		return 0, nil
-	}
-	uids, err := s.search(cn, &imap.SearchCriteria{})
-	if err != nil {
-		return 0, err
-	}
-	if len(uids) == 0 {
-		return 0, nil
-	}
-	return uint32(uids[len(uids)-1]), nil
-}
-
-// search runs UID SEARCH and returns sorted UIDs. A malformed answer is an
-// error, never a panic.
-func (s *session) search(cn *conn, crit *imap.SearchCriteria) ([]imap.UID, error) {
-	cn.dc.expect(s.watch.ResponseTimeout.Duration)
-	data, err := cn.c.UIDSearch(crit, nil).Wait()
-	if err != nil {
-		return nil, fmt.Errorf("search %q: %w", s.id.Mailbox, err)
-	}
-	var uids []imap.UID
-	if set, ok := data.All.(imap.UIDSet); ok && len(set) > 0 {
-		nums, ok := set.Nums()
-		if !ok {
-			return nil, fmt.Errorf("search %q: server answered with an open-ended UID set", s.id.Mailbox)
-		}
-		uids = nums
-	}
-	slices.Sort(uids)
-	return slices.Compact(uids), nil
-}
-
-// catchUp captures every message above the checkpoint. UID SEARCH UID
-// last+1:* also returns the last message when nothing is newer (RFC 3501
-// "*" semantics), so results are filtered by UID.
-func (s *session) catchUp(ctx context.Context, cn *conn) error {
-	for {
-		st, _ := s.m.store.State(s.id.Account, s.id.Mailbox)
-		uids, err := s.search(cn, &imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(st.LastUID + 1), Stop: 0}}}})
-		if err != nil {
-			return err
-		}
-		uids = slices.DeleteFunc(uids, func(u imap.UID) bool { return uint32(u) <= st.LastUID })
-		s.m.metrics.lag(s.id, len(uids))
-		if len(uids) == 0 {
-			return nil
-		}
-		if err := s.fetchAll(ctx, cn, uids, true); err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 	}
 }
 
@@ -577,7 +549,7 @@ func (s *session) fetchAll(ctx context.Context, cn *conn, uids []imap.UID, advan
 				for _, u := range missing {
 					got[uint32(u)] = true
 				}
-				handOff(s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, delim))
+				handOff(s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, cn.delim))
 			}
 		}
 	}
@@ -601,7 +573,7 @@ func (s *session) stream(ctx context.Context, cn *conn, chunk []imap.UID, got ma
 		want[uint32(u)] = true
 	}
 	newBatch := func() *jsonstore.Batch {
-		return s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, delim)
+		return s.m.store.NewBatch(s.id.Account, s.id.Mailbox, cn.uv, cn.delim)
 	}
 	batch := newBatch()
 
@@ -891,9 +863,21 @@ func (s *session) idleLoop(ctx context.Context, cn *conn) error {
 		if err := s.takeRequest(); err != nil {
 			return err
 		}
+		if reason != "mail" {
+			// The server's word is checked, not trusted: a mailbox
+			// replaced under us, or mail IDLE never announced, costs at
+			// most one refresh.
+			if err := s.verifyMailbox(cn); err != nil {
+				return err
+			}
+		}
 		s.setState(StateSyncing, nil, time.Time{})
-		if err := s.catchUp(ctx, cn); err != nil {
+		n, err := s.catchUp(ctx, cn)
+		if err != nil {
 			return err
+		}
+		if reason != "mail" && n > 0 {
+			s.idleUnreliable(n, reason)
 		}
 	}
 }
@@ -912,6 +896,8 @@ func (s *session) waitIdle(ctx context.Context, cn *conn, refresh time.Duration)
 			return "", errConnectionLost
 		case <-s.newMail:
 			return "mail", nil
+		case <-s.emptied:
+			return "emptied", nil
 		case <-t.C:
 			return "refresh", nil
 		case <-s.wake:
@@ -951,6 +937,9 @@ func (s *session) pollLoop(ctx context.Context, cn *conn) error {
 			case <-s.newMail:
 				t.Stop()
 				break wait
+			case <-s.emptied:
+				t.Stop()
+				break wait
 			case <-t.C:
 				break wait
 			case <-hb.C:
@@ -962,7 +951,10 @@ func (s *session) pollLoop(ctx context.Context, cn *conn) error {
 		if err := cn.c.Noop().Wait(); err != nil {
 			return fmt.Errorf("noop: %w", err)
 		}
-		if err := s.catchUp(ctx, cn); err != nil {
+		if err := s.verifyMailbox(cn); err != nil {
+			return err
+		}
+		if _, err := s.catchUp(ctx, cn); err != nil {
 			return err
 		}
 	}
