@@ -21,6 +21,7 @@ import (
 // (RFC 3501 "*" semantics), so results are filtered by UID.
 func (s *session) catchUp(ctx context.Context, cn *conn) (int, error) {
 	found := 0
+	checked := false
 	for {
 		st, _ := s.m.store.State(s.id.Account, s.id.Mailbox)
 		cn.dc.expect(s.watch.ResponseTimeout.Duration)
@@ -28,11 +29,17 @@ func (s *session) catchUp(ctx context.Context, cn *conn) (int, error) {
 		if err != nil {
 			return found, fmt.Errorf("catch up %q: %w", s.id.Mailbox, err)
 		}
-		if len(uids) == 0 {
+		if len(uids) == 0 && found == 0 && !checked {
+			// Nothing at all: the moment to ask whether the server agrees.
+			checked = true
 			if uids, err = s.crossCheck(cn, st.LastUID); err != nil {
 				return found, err
 			}
+			if now, _ := s.m.store.State(s.id.Account, s.id.Mailbox); now.LastUID < st.LastUID {
+				continue // rewound (UIDNEXT went backwards): list again
+			}
 		}
+		cn.nextFresh = false
 		s.m.metrics.lag(s.id, len(uids))
 		if len(uids) == 0 {
 			return found, nil
@@ -54,6 +61,16 @@ func (s *session) catchUp(ctx context.Context, cn *conn) (int, error) {
 // is listed by sequence number instead, and the disagreement is logged
 // and shown with both numbers.
 func (s *session) crossCheck(cn *conn, last uint32) ([]imap.UID, error) {
+	if !cn.nextFresh {
+		// Pushed mail the query did not find, or a stale UIDNEXT from
+		// EXAMINE: ask again.
+		if err := s.verifyMailbox(cn); err != nil {
+			return nil, err
+		}
+		if st, _ := s.m.store.State(s.id.Account, s.id.Mailbox); st.LastUID != last {
+			return nil, nil // rewound: the caller lists again
+		}
+	}
 	next := cn.uidNext
 	if next == 0 || next-1 <= last || next == cn.explainedNext {
 		return nil, nil
@@ -107,15 +124,17 @@ func allUIDs(c *imapclient.Client) ([]imap.UID, error) {
 	return collectUIDs(c.Fetch(set, &imap.FetchOptions{UID: true}), 0)
 }
 
-// newestUID is the UID of the last message by sequence number (FETCH *
-// (UID)), 0 when the mailbox is empty (exists is the session's count; "*"
+// newestUID is the UID of the last message by sequence number (FETCH
+// exists:* (UID)), 0 when the mailbox is empty (exists is the session's count; "*"
 // in an empty mailbox is an error on most servers).
 func newestUID(c *imapclient.Client, exists uint32) (uint32, error) {
 	if exists == 0 {
 		return 0, nil
 	}
+	// exists:*, not *: imapclient hands a response to a FETCH command only
+	// if its sequence number is in the set, and "*" alone contains none.
 	var set imap.SeqSet
-	set.AddRange(0, 0) // "*"
+	set.AddRange(exists, 0)
 	uids, err := collectUIDs(c.Fetch(set, &imap.FetchOptions{UID: true}), 0)
 	if err != nil || len(uids) == 0 {
 		return 0, err

@@ -52,7 +52,7 @@ func (s *session) verifyMailbox(cn *conn) error {
 		return errMailboxReplaced
 	}
 	if next != 0 {
-		cn.uidNext = next
+		cn.uidNext, cn.nextFresh = next, true
 	}
 	return s.checkUIDNext(cn, next)
 }

@@ -321,6 +321,8 @@ type conn struct {
 	// unknown; explainedNext a UIDNEXT whose gap above the checkpoint was
 	// proved to be expunged mail, so it is not examined again.
 	uidNext, explainedNext uint32
+	// nextFresh: uidNext was read since the last catch-up.
+	nextFresh bool
 }
 
 // connectAndWatch runs one connection: dial, login, examine, catch up, then
@@ -395,7 +397,7 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 	if err != nil {
 		return s.examineError(cn, err)
 	}
-	cn.uv, cn.uidNext = sel.UIDValidity, uint32(sel.UIDNext)
+	cn.uv, cn.uidNext, cn.nextFresh = sel.UIDValidity, uint32(sel.UIDNext), true
 	s.exists.Store(int64(sel.NumMessages))
 	s.setState(StateSyncing, nil, time.Time{})
 	if err := s.initCheckpoint(ctx, cn, sel); err != nil {

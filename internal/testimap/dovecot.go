@@ -2,6 +2,7 @@ package testimap
 
 import (
 	"bufio"
+	"cmp"
 	"bytes"
 	"errors"
 	"fmt"
@@ -32,8 +33,11 @@ type DovecotOptions struct {
 	// Username and Password of the one account; ':' is not allowed (the
 	// passwd-file format).
 	Username, Password string
-	// Mailboxes are created besides INBOX; "/" is the separator.
+	// Mailboxes are created besides INBOX, with Separator between levels.
 	Mailboxes []string
+	// Separator is the hierarchy delimiter of the inbox namespace: "/"
+	// (the default) or "." (Dovecot's own default, and Courier's).
+	Separator string
 	// ExtraConfig is appended to the generated dovecot.conf; later settings
 	// override earlier ones (e.g. "auth_failure_delay = 2 secs").
 	ExtraConfig string
@@ -259,7 +263,7 @@ mail_fsync = never
 mail_plugins =
 namespace inbox {
   inbox = yes
-  separator = /
+  separator = %[4]s
   prefix =
 }
 passdb {
@@ -273,7 +277,7 @@ userdb {
 protocol imap {
   mail_max_userip_connections = 100
 }
-`, d.dir, filepath.Base(d.dir), d.passwd)
+`, d.dir, filepath.Base(d.dir), d.passwd, cmp.Or(d.opts.Separator, "/"))
 	if d.opts.TLS {
 		fmt.Fprintf(&b, `ssl = yes
 ssl_cert = <%s

@@ -82,6 +82,32 @@ func (p *HabitProxy) Commands() []string {
 	return append([]string(nil), p.commands...)
 }
 
+// Inject sends line (without CRLF) to every connected client, between two
+// server responses, as if the server had sent it.
+func (p *HabitProxy) Inject(line string) {
+	p.mu.Lock()
+	conns := make([]*habitConn, 0, len(p.conns))
+	for c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		for c.inLit {
+			c.boundary.Wait()
+		}
+		c.client.Write([]byte(line + "\r\n"))
+		c.mu.Unlock()
+	}
+}
+
+// Conns counts the connections open now.
+func (p *HabitProxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
 // Close stops accepting, cuts every connection and waits for its goroutines.
 func (p *HabitProxy) Close() {
 	p.mu.Lock()

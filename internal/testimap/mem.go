@@ -497,6 +497,25 @@ func (m *Mem) RecreateMailbox(t testing.TB, name string) uint32 {
 	return st.UIDValidity
 }
 
+// RecreateMailboxQuietly deletes and re-creates a mailbox without telling
+// the sessions that have it selected, the way Cyrus (which at most sends
+// EXPUNGEs) and Courier do: they stay on the dead mailbox, see none of the
+// new one's mail, and only STATUS or a new EXAMINE shows its new
+// UIDVALIDITY, which it returns.
+func (m *Mem) RecreateMailboxQuietly(t testing.TB, name string) uint32 {
+	t.Helper()
+	old := m.Status(t, name).UIDValidity
+	if err := m.backend.Delete(name); err != nil {
+		t.Fatalf("testimap: delete mailbox %q: %v", name, err)
+	}
+	m.CreateMailbox(t, name)
+	st := m.Status(t, name)
+	if st.UIDValidity == old {
+		t.Fatalf("testimap: recreated %q kept UIDVALIDITY %d", name, old)
+	}
+	return st.UIDValidity
+}
+
 // Status reports a mailbox's message count, UIDNEXT and UIDVALIDITY.
 func (m *Mem) Status(t testing.TB, name string) MailboxStatus {
 	t.Helper()
