@@ -2,6 +2,7 @@ package watcher_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -229,5 +230,139 @@ func TestHabits_dotDelimiter(t *testing.T) {
 	st := h.waitState(10*time.Second, watcher.StateError)
 	if !strings.Contains(st.Err, `did you mean "Lists.golang"`) {
 		t.Errorf("error %q does not suggest the name with the server's delimiter", st.Err)
+	}
+}
+
+// allSubjects reads every record under out, also several with one id.
+func allSubjects(t *testing.T, out string) map[string]bool {
+	t.Helper()
+	got := map[string]bool{}
+	filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".mailtap" {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(p, ".json") {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r struct{ Subject string }
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			got[r.Subject] = true
+		}
+		return nil
+	})
+	return got
+}
+
+// A server restored from a backup (or an embedded one that restarts)
+// hands out UIDs again under the same UIDVALIDITY: UIDNEXT is below the
+// checkpoint. mailtap used to wait for UIDs above the checkpoint, missing
+// everything until the server caught up; now it warns and captures the
+// mailbox again.
+func TestHabits_uidNextWentBackwards(t *testing.T) {
+	before := testimap.StartMem(t)
+	for i := range 5 {
+		before.Deliver(t, "INBOX", msg(fmt.Sprintf("before restore %d", i), i))
+	}
+	out := t.TempDir()
+	if err, logs := runOnce(t, testConfig(before, out)); err != nil {
+		t.Fatalf("once: %v\n%s", err, logs)
+	}
+	before.Close()
+
+	// The "restored" server: same UIDVALIDITY (1), UIDNEXT back at 1.
+	after := testimap.StartMem(t)
+	if after.Status(t, "INBOX").UIDValidity != before.Status(t, "INBOX").UIDValidity {
+		t.Skip("the test servers no longer share a UIDVALIDITY")
+	}
+	after.Deliver(t, "INBOX", msg("after restore 1", 10))
+	after.Deliver(t, "INBOX", msg("after restore 2", 11))
+	cfg := testConfig(after, out)
+	h := start(t, cfg, nil)
+	deadline := time.Now().Add(15 * time.Second)
+	for s := allSubjects(t, out); !s["after restore 1"] || !s["after restore 2"]; s = allSubjects(t, out) {
+		if time.Now().After(deadline) {
+			t.Fatalf("mail after the restore not captured: %v\n%s", s, h.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := h.waitState(10*time.Second, watcher.StateIdle)
+	if !strings.Contains(st.Warning, "UIDNEXT went backwards") || !strings.Contains(st.Warning, "checkpoint is at UID 5") {
+		t.Errorf("status warning %q", st.Warning)
+	}
+	// Mail arriving later is captured too.
+	after.Deliver(t, "INBOX", msg("after restore 3", 12))
+	deadline = time.Now().Add(15 * time.Second)
+	for !allSubjects(t, out)["after restore 3"] {
+		if time.Now().After(deadline) {
+			t.Fatalf("later mail not captured\n%s", h.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The baseline of backfill "none" comes from SEARCH RETURN (MAX) (ESEARCH)
+// or UIDNEXT, never from UID SEARCH ALL, which lists every UID of a large
+// mailbox.
+func TestHabits_baselineWithoutSearchAll(t *testing.T) {
+	for _, esearch := range []bool{true, false} {
+		t.Run(fmt.Sprintf("esearch=%v", esearch), func(t *testing.T) {
+			srv := testimap.StartMem(t)
+			for i := range 4 {
+				srv.Deliver(t, "INBOX", msg(fmt.Sprintf("old %d", i), i))
+			}
+			habits := testimap.Habits{}
+			if !esearch {
+				habits.Rewrite = func(line string) string {
+					return strings.ReplaceAll(line, " ESEARCH", "")
+				}
+			}
+			p := testimap.StartHabitProxy(t, srv.Addr(), habits)
+			out := t.TempDir()
+			cfg := viaProxy(testConfig(srv, out), p)
+			cfg.Accounts[0].Backfill = "none"
+			h := start(t, cfg, nil)
+			h.waitState(10*time.Second, watcher.StateIdle)
+			srv.Deliver(t, "INBOX", msg("new", 9))
+			recs := waitRecords(t, out, 1, 10*time.Second)
+			if s := subjects(recs); len(s) != 1 || !s["new"] {
+				t.Errorf("captured %v, want only the new mail", s)
+			}
+			if st, _ := h.store.State("acct", "INBOX"); st.LastUID != 5 {
+				t.Errorf("checkpoint %d, want 5", st.LastUID)
+			}
+			for _, c := range p.Commands() {
+				up := strings.ToUpper(c)
+				if strings.Contains(up, " SEARCH") && !(esearch && strings.Contains(up, "RETURN (MAX)")) {
+					t.Errorf("baseline sent %q", c)
+				}
+			}
+		})
+	}
+}
+
+// Every refresh is a contact with the server, and the status says when it
+// was: the proof that an "idle" mailbox is really watched.
+func TestWatcher_lastServerContactAdvancesAtRefresh(t *testing.T) {
+	srv := testimap.StartMem(t)
+	cfg := testConfig(srv, t.TempDir())
+	cfg.Watch.IdleRefresh.Duration = time.Second
+	h := start(t, cfg, nil)
+	first := h.waitState(10*time.Second, watcher.StateIdle).LastServerContact
+	if first.IsZero() || time.Since(first) > 10*time.Second {
+		t.Fatalf("last_server_contact %v after connecting", first)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !h.m.Status()[0].LastServerContact.After(first.Add(500 * time.Millisecond)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("last_server_contact stuck at %v", first)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -84,7 +84,7 @@ func (s *session) checkUIDNext(cn *conn, next uint32) error {
 		"(restored from a backup, or reset). The server will reuse those UIDs for new mail, so the whole mailbox is captured again; "+
 		"records of other messages under the same names are kept", cn.uv, st.LastUID, next),
 		"uidvalidity", cn.uv, "last_uid", st.LastUID, "uidnext", next)
-	if err := s.m.store.SetState(s.id.Account, s.id.Mailbox, cn.uv, 0); err != nil {
+	if err := s.m.store.RewindState(s.id.Account, s.id.Mailbox, cn.uv, 0); err != nil {
 		return localError{err}
 	}
 	s.mu.Lock()

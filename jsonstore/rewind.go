@@ -1,0 +1,20 @@
+package jsonstore
+
+// RewindState moves a checkpoint back within the same UIDVALIDITY, which
+// SetState never does. The watcher needs it when a server reuses UIDs it
+// had handed out (restored from a backup: UIDNEXT at or below the
+// checkpoint with UIDVALIDITY unchanged), so the reused UIDs are captured.
+func (s *Store) RewindState(account, mailbox string, uidValidity, lastUID uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := stateKey(account, mailbox)
+	prev, had := s.state.Mailboxes[key]
+	delete(s.state.Mailboxes, key)
+	if err := s.setStateLocked(account, mailbox, uidValidity, lastUID); err != nil {
+		if had {
+			s.state.Mailboxes[key] = prev
+		}
+		return err
+	}
+	return nil
+}
