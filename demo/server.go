@@ -65,6 +65,10 @@ type Server struct {
 	delivered atomic.Int64
 	logger    *slog.Logger
 
+	// uvBase is added to every UIDVALIDITY the server reports, so each
+	// start has fresh ones (see uidvalidity.go).
+	uvBase uint32
+
 	cancel    context.CancelFunc
 	genDone   chan struct{}
 	serveDone chan struct{}
@@ -103,6 +107,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		password:  password,
 		logger:    logger,
 		user:      imapmemserver.NewUser(Username, password),
+		uvBase:    freshUIDValidityBase(),
 		genDone:   make(chan struct{}),
 		serveDone: make(chan struct{}),
 	}
@@ -123,8 +128,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		},
 		Caps: imap.CapSet{
 			imap.CapIMAP4rev1: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {},
-			imap.CapESearch: {}, imap.CapMove: {}, imap.CapLiteralPlus: {},
-			imap.CapStatusSize: {}, imap.CapListStatus: {},
+			// No MOVE and no LIST-STATUS: their UIDVALIDITYs are written
+			// where the session cannot add uvBase (uidvalidity.go).
+			imap.CapESearch: {}, imap.CapLiteralPlus: {},
+			imap.CapStatusSize: {},
 		},
 		Logger: slogPrintf{logger},
 		// Plain IMAP, on loopback unless opts.Addr says otherwise, with a

@@ -224,3 +224,30 @@ func TestStart_badAddr(t *testing.T) {
 		t.Fatalf("Start on a taken port: err = %v, want one naming the address", err)
 	}
 }
+
+// Each start is a new server: its mailboxes must not report the
+// UIDVALIDITY of the last one, or a second `mailtap --demo` on the same
+// output dir waits for UIDs above its old checkpoint and captures nothing.
+func TestStart_freshUIDValidityEachStart(t *testing.T) {
+	seen := map[uint32]bool{}
+	for range 3 {
+		s := startDemo(t, context.Background(), Options{Interval: time.Hour, Seed: 7})
+		c := login(t, s, nil)
+		sel, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.Status("Lists/golang", &imap.StatusOptions{UIDValidity: true}).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sel.UIDValidity == 0 || sel.UIDValidity == st.UIDValidity {
+			t.Errorf("UIDVALIDITY INBOX %d, Lists/golang %d: want distinct non-zero", sel.UIDValidity, st.UIDValidity)
+		}
+		if seen[sel.UIDValidity] {
+			t.Errorf("a later start reused UIDVALIDITY %d", sel.UIDValidity)
+		}
+		seen[sel.UIDValidity] = true
+		s.Close()
+	}
+}
