@@ -350,6 +350,7 @@ func runCheck(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 			mode = "idle"
 		}
 		fmt.Fprintf(stdout, "ok   %s: %d messages, uidvalidity %d, %s (%s)\n", r.Mailbox, r.Messages, r.UIDValidity, mode, r.Elapsed.Round(time.Millisecond))
+		printCatchUpCheck(stdout, r)
 	}
 	if failed > 0 {
 		return exitFailure

@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailtap/config"
+	"mailtap/jsonstore"
 )
 
 // CheckResult is what `mailtap check` reports for one mailbox.
@@ -17,13 +18,28 @@ type CheckResult struct {
 	Err         error
 	UIDValidity uint32
 	Messages    uint32
+	UIDNext     uint32
+	Delimiter   rune // from LIST; 0 if the server has none (flat)
 	IDLE        bool
 	Elapsed     time.Duration
+
+	// The catch-up query, run as the watcher runs it: UID FETCH
+	// Checkpoint+1:* (UID), or 1:* without a checkpoint for this
+	// mailbox (or a different UIDVALIDITY).
+	Checkpoint uint32 // last_uid the query started above
+	Found      int    // UIDs it returned above Checkpoint
+	NewestUID  uint32 // UID of the newest message (FETCH n:* by sequence)
+	// Warning says where the server's answers disagree with each other
+	// (the catch-up misses mail, UIDNEXT below the checkpoint), "" if not.
+	Warning string
 }
 
-// Check connects to every account once, logs in and examines each mailbox,
-// without fetching or writing anything.
+// Check connects to every account once, logs in and, for each mailbox,
+// looks it up with LIST (suggesting close names when it is missing),
+// examines it and runs the catch-up query, cross-checking the answer with
+// UIDNEXT and the newest message; it fetches no message and writes nothing.
 func Check(ctx context.Context, cfg *config.Config) []CheckResult {
+	checkpoints, _ := jsonstore.ReadCheckpoint(cfg.Output.Dir) // none is fine: check from UID 1
 	var out []CheckResult
 	for i := range cfg.Accounts {
 		acct := &cfg.Accounts[i]
@@ -38,7 +54,7 @@ func Check(ctx context.Context, cfg *config.Config) []CheckResult {
 			fail(fmt.Errorf("password: %w", err))
 			continue
 		}
-		c, _, err := dial(ctx, acct, &cfg.Watch, &imapclient.Options{}, nil)
+		c, dc, err := dial(ctx, acct, &cfg.Watch, &imapclient.Options{}, nil)
 		if err != nil {
 			fail(err)
 			continue
@@ -53,18 +69,62 @@ func Check(ctx context.Context, cfg *config.Config) []CheckResult {
 		idle := c.Caps().Has(imap.CapIdle) || c.Caps().Has(imap.CapIMAP4rev2)
 		for _, mb := range acct.Mailboxes {
 			r := CheckResult{Mailbox: MailboxID{acct.Name, mb}, IDLE: idle}
-			sel, err := c.Select(mb, &imap.SelectOptions{ReadOnly: true}).Wait()
-			if err != nil {
-				r.Err = fmt.Errorf("examine %q: %w", mb, err)
-			} else {
-				r.UIDValidity, r.Messages = sel.UIDValidity, sel.NumMessages
+			if cp, ok := checkpoints[jsonstore.CheckpointKey(acct.Name, mb)]; ok {
+				r.Checkpoint, r.UIDValidity = cp.LastUID, cp.UIDValidity
 			}
+			dc.expect(cfg.Watch.ResponseTimeout.Duration)
+			r.Err = checkMailbox(c, dc, cfg.Watch.ResponseTimeout.Duration, mb, &r)
 			r.Elapsed = time.Since(start)
 			out = append(out, r)
 		}
+		dc.expect(2 * time.Second)
 		c.Logout().Wait()
 		stop()
 		c.Close()
 	}
 	return out
+}
+
+// checkMailbox fills r for one mailbox; r.UIDValidity and r.Checkpoint come
+// in as the stored checkpoint.
+func checkMailbox(c *imapclient.Client, dc *deadlineConn, timeout time.Duration, mb string, r *CheckResult) error {
+	delim, found, err := listMailbox(c, mb)
+	if err == nil && !found {
+		dc.expect(timeout)
+		return mailboxNotFound(mb, suggestMailboxes(c, mb), nil)
+	}
+	r.Delimiter = delim
+	dc.expect(timeout)
+	sel, err := c.Select(mb, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		if isNo(err) {
+			dc.expect(timeout)
+			return mailboxNotFound(mb, suggestMailboxes(c, mb), fmt.Errorf("examine: %w", err))
+		}
+		return fmt.Errorf("examine %q: %w", mb, err)
+	}
+	if sel.UIDValidity != r.UIDValidity {
+		r.Checkpoint = 0 // mailtap would capture it anew under this UIDVALIDITY
+	}
+	r.UIDValidity, r.Messages, r.UIDNext = sel.UIDValidity, sel.NumMessages, uint32(sel.UIDNext)
+	dc.expect(timeout)
+	uids, err := uidsAbove(c, r.Checkpoint)
+	if err != nil {
+		return fmt.Errorf("catch-up query on %q: %w", mb, err)
+	}
+	r.Found = len(uids)
+	dc.expect(timeout)
+	if r.NewestUID, err = newestUID(c, sel.NumMessages); err != nil {
+		return fmt.Errorf("newest message of %q: %w", mb, err)
+	}
+	switch {
+	case r.NewestUID > r.Checkpoint && r.Found == 0:
+		r.Warning = fmt.Sprintf("the catch-up query UID FETCH %d:* found nothing, but the newest message has UID %d (UIDNEXT %d): mailtap falls back to listing the whole mailbox on this server",
+			r.Checkpoint+1, r.NewestUID, r.UIDNext)
+	case r.UIDNext != 0 && r.NewestUID >= r.UIDNext:
+		r.Warning = fmt.Sprintf("the server reports UIDNEXT %d but holds UID %d: its UIDNEXT cannot be trusted", r.UIDNext, r.NewestUID)
+	case r.Checkpoint > 0 && r.UIDNext != 0 && r.UIDNext <= r.Checkpoint:
+		r.Warning = fmt.Sprintf("UIDNEXT %d is at or below the checkpoint %d with UIDVALIDITY unchanged (server restored from a backup?): mailtap will capture the mailbox again", r.UIDNext, r.Checkpoint)
+	}
+	return nil
 }
