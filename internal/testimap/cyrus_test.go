@@ -1,6 +1,8 @@
 package testimap
 
 import (
+	"bufio"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -253,5 +255,174 @@ func TestSyslogLine(t *testing.T) {
 	}
 	if got := syslogLine([]byte("no header")); got != "no header" {
 		t.Errorf("syslogLine = %q", got)
+	}
+}
+
+// rawSession is a hand-driven IMAP connection that keeps every line the
+// server sends, to see exactly what Cyrus says.
+type rawSession struct {
+	t     *testing.T
+	conn  net.Conn
+	lines chan string
+}
+
+func dialRaw(t *testing.T, c *Cyrus) *rawSession {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", c.Addr(), waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	s := &rawSession{t: t, conn: conn, lines: make(chan string, 1000)}
+	go func() {
+		defer close(s.lines)
+		r := bufio.NewReader(conn)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			s.lines <- strings.TrimRight(line, "\r\n")
+		}
+	}()
+	s.until("* OK")
+	s.cmd("a", "LOGIN "+quoted(c.Username())+" "+quoted(c.Password()))
+	return s
+}
+
+func (s *rawSession) send(line string) {
+	s.t.Helper()
+	if _, err := fmt.Fprintf(s.conn, "%s\r\n", line); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// until returns the lines up to and including the first starting with
+// prefix.
+func (s *rawSession) until(prefix string) []string {
+	s.t.Helper()
+	var got []string
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case line, ok := <-s.lines:
+			if !ok {
+				s.t.Fatalf("connection closed waiting for %q; got %q", prefix, got)
+			}
+			got = append(got, line)
+			if strings.HasPrefix(line, prefix) {
+				return got
+			}
+		case <-deadline:
+			s.t.Fatalf("no %q within %v; got %q", prefix, waitFor, got)
+		}
+	}
+}
+
+// cmd sends a tagged command and returns the responses, tagged one last.
+func (s *rawSession) cmd(tag, command string) []string {
+	s.t.Helper()
+	s.send(tag + " " + command)
+	got := s.until(tag + " ")
+	return got
+}
+
+// quiet collects what arrives within d.
+func (s *rawSession) quiet(d time.Duration) (got []string, closed bool) {
+	deadline := time.After(d)
+	for {
+		select {
+		case line, ok := <-s.lines:
+			if !ok {
+				return got, true
+			}
+			got = append(got, line)
+		case <-deadline:
+			return got, false
+		}
+	}
+}
+
+// TestCyrus_deleteRecreateSelected pins down what Cyrus 3.6 tells a
+// session that has a mailbox selected while another session deletes it and
+// creates it again under the same name (what a user's mail client or an
+// admin does; the watcher's tests rely on it). Observed:
+//
+//   - DELETE: the selected session gets one "* 1 EXPUNGE" per message —
+//     at once while in IDLE with idled, at its next command (NOOP) otherwise.
+//     No BYE, no NO, the connection stays. With delete_mode: delayed (the
+//     default) the mailbox is renamed to DELETED.user.<name>.<hex>.
+//   - CREATE of the same name: nothing at all, and mail delivered to the new
+//     mailbox is not announced either: the session stays on the deleted one.
+//   - After that, NOOP is OK but FETCH/SEARCH answer "NO Mailbox does not
+//     exist"; STATUS shows the new mailbox, whose UIDVALIDITY is higher.
+//   - Only a new SELECT sees the new UIDVALIDITY (and "* OK [CLOSED]").
+func TestCyrus_deleteRecreateSelected(t *testing.T) {
+	c := StartCyrus(t, CyrusOptions{Idled: true, Mailboxes: []string{"INBOX.work"}})
+	c.DeliverN(t, "INBOX.work", 2)
+	old := c.Status(t, "INBOX.work").UIDValidity
+
+	idler, poller := dialRaw(t, c), dialRaw(t, c)
+	idler.cmd("s", "SELECT INBOX.work")
+	poller.cmd("s", "SELECT INBOX.work")
+	idler.send("i IDLE")
+	idler.until("+ ")
+
+	c.DeleteMailbox(t, "INBOX.work")
+	got, closed := idler.quiet(time.Second)
+	if want := []string{"* 1 EXPUNGE", "* 1 EXPUNGE"}; closed || !slices.Equal(got, want) {
+		t.Fatalf("idling session after DELETE: %q (closed %v), want %q", got, closed, want)
+	}
+	c.CreateMailbox(t, "INBOX.work")
+	c.Deliver(t, "INBOX.work", Msg("into the new mailbox", 3))
+	if got, closed := idler.quiet(time.Second); closed || len(got) != 0 {
+		t.Fatalf("idling session after CREATE and delivery: %q (closed %v), want nothing", got, closed)
+	}
+	uv := c.Status(t, "INBOX.work").UIDValidity
+	if uv <= old {
+		t.Fatalf("UIDVALIDITY %d after recreate, was %d", uv, old)
+	}
+
+	// The session that was not idling learns of the deletion at its next
+	// command, and of nothing else.
+	got = poller.cmd("n", "NOOP")
+	if want := []string{"* 1 EXPUNGE", "* 1 EXPUNGE", "n OK Completed"}; !slices.Equal(got, want) {
+		t.Errorf("NOOP after delete and create: %q, want %q", got, want)
+	}
+
+	idler.send("DONE")
+	idler.until("i OK")
+	for _, s := range []*rawSession{idler, poller} {
+		if got := s.cmd("f", "UID FETCH 1:* (FLAGS)"); !strings.HasPrefix(got[len(got)-1], "f NO") {
+			t.Errorf("UID FETCH on the deleted mailbox: %q, want NO", got)
+		}
+		got := s.cmd("s2", "SELECT INBOX.work")
+		if !slices.Contains(got, fmt.Sprintf("* OK [UIDVALIDITY %d] Ok", uv)) || !slices.Contains(got, "* 1 EXISTS") {
+			t.Errorf("new SELECT: %q, want UIDVALIDITY %d and 1 EXISTS", got, uv)
+		}
+	}
+}
+
+// TestCyrus_recent records how Cyrus hands out \Recent: to the session
+// that has the mailbox selected read-write when the message arrives (or the
+// first to select it after), not to later ones. Mail APPENDed by the user
+// (Deliver) gets it too.
+func TestCyrus_recent(t *testing.T) {
+	c := StartCyrus(t, CyrusOptions{Idled: true})
+	first := dialRaw(t, c)
+	first.cmd("s", "SELECT INBOX")
+	c.Deliver(t, "INBOX", Msg("recent", 1))
+	if got := first.cmd("n", "NOOP"); !slices.Contains(got, "* 1 RECENT") {
+		t.Errorf("selected session after delivery: %q, want * 1 RECENT", got)
+	}
+	if got := first.cmd("f", "FETCH 1 (FLAGS)"); got[0] != "* 1 FETCH (FLAGS (\\Recent))" {
+		t.Errorf("flags in the first session: %q", got)
+	}
+	second := dialRaw(t, c)
+	if got := second.cmd("s", "SELECT INBOX"); !slices.Contains(got, "* 0 RECENT") {
+		t.Errorf("a second session's SELECT: %q, want * 0 RECENT", got)
+	}
+	if got := second.cmd("f", "FETCH 1 (FLAGS)"); got[0] != "* 1 FETCH (FLAGS ())" {
+		t.Errorf("flags in the second session: %q", got)
 	}
 }
