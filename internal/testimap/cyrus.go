@@ -511,7 +511,7 @@ func (c *Cyrus) startLocked() error {
 	}()
 	c.cmd, c.exited = cmd, exited
 
-	if err := c.waitReady(exited); err != nil {
+	if err := c.waitReady(exited, logStart); err != nil {
 		c.stopLocked(true)
 		time.Sleep(50 * time.Millisecond) // let the last records arrive
 		inUse := "Address already in use"
@@ -524,8 +524,9 @@ func (c *Cyrus) startLocked() error {
 }
 
 // waitReady waits for a greeting that names Cyrus: something else might
-// hold the port, and master listens before imapd can answer.
-func (c *Cyrus) waitReady(exited <-chan struct{}) error {
+// hold the port, and master listens before imapd can answer. A master that
+// cannot bind says so in the log and goes on running without the service.
+func (c *Cyrus) waitReady(exited <-chan struct{}, logStart int) error {
 	deadline := time.Now().Add(20 * time.Second)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port))
 	for {
@@ -533,6 +534,9 @@ func (c *Cyrus) waitReady(exited <-chan struct{}) error {
 		case <-exited:
 			return errors.New("cyrus master exited during startup")
 		default:
+		}
+		if strings.Contains(c.logFrom(logStart), "Address already in use") {
+			return fmt.Errorf("cyrus master cannot listen on %s", addr)
 		}
 		line, err := greeting(addr)
 		if err == nil && strings.HasPrefix(line, "* OK") && strings.Contains(line, "Cyrus") {
@@ -799,8 +803,9 @@ func (c *Cyrus) Close() {
 }
 
 // Deliver appends raw to mailbox as the user and returns its UID (from
-// APPENDUID). Cyrus refuses messages with bare LF line ends or without
-// headers ("Message contains invalid header"); Msg's are fine.
+// APPENDUID). Cyrus refuses messages with bare LF line ends ("NO Message
+// contains bare newlines") or without a valid header ("NO Message contains
+// invalid header"), which fail the test; Msg's are fine.
 func (c *Cyrus) Deliver(t testing.TB, mailbox string, raw []byte) uint32 {
 	t.Helper()
 	return c.DeliverMany(t, mailbox, [][]byte{raw})[0]

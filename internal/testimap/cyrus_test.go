@@ -444,3 +444,34 @@ func TestCyrus_recent(t *testing.T) {
 		t.Errorf("flags in the second session: %q", got)
 	}
 }
+
+// TestCyrus_startRetriesWhileThePortIsTaken: a master that cannot bind logs
+// it and keeps running without IMAP; Start notices, stops it and tries
+// again until the port is free.
+func TestCyrus_startRetriesWhileThePortIsTaken(t *testing.T) {
+	c := StartCyrus(t, CyrusOptions{})
+	c.Deliver(t, "INBOX", Msg("kept", 1))
+	addr := c.Addr()
+	c.Stop(t)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close() // no greeting
+		}
+	}()
+	time.AfterFunc(500*time.Millisecond, func() { ln.Close() })
+	c.Start(t)
+	if !strings.Contains(c.Log(), "Address already in use") {
+		t.Error("Start did not meet the taken port")
+	}
+	if c.Addr() != addr || c.Status(t, "INBOX").Messages != 1 {
+		t.Fatalf("after Start: %s, %+v", c.Addr(), c.Status(t, "INBOX"))
+	}
+}
