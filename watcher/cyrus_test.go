@@ -129,3 +129,40 @@ func appendUTF8(t *testing.T, srv server, mailbox string, raw []byte) {
 	}
 	c.Logout().Wait()
 }
+
+// TestCyrus_latencyIdleVersusPoll measures (never asserts) the time from
+// APPEND to the durable record with IDLE and with polling every 2 s, on
+// Cyrus with and without idled, for the README's advice on "idle": false.
+// It takes about two minutes, so it runs only with MAILTAP_MEASURE=1.
+func TestCyrus_latencyIdleVersusPoll(t *testing.T) {
+	if os.Getenv("MAILTAP_MEASURE") != "1" {
+		t.Skip("a measurement; set MAILTAP_MEASURE=1 to run it")
+	}
+	for _, idled := range []bool{false, true} {
+		cy := testimap.StartCyrus(t, testimap.CyrusOptions{Idled: idled})
+		for _, idle := range []bool{true, false} {
+			out := t.TempDir()
+			cfg := testConfig(cy, out)
+			cfg.Watch.IDLE = idle
+			cfg.Watch.PollInterval.Duration = 2 * time.Second
+			cfg.Watch.IdleRefresh.Duration = 5 * time.Minute
+			h := start(t, cfg, nil)
+			h.waitState(10*time.Second, watcher.StateIdle, watcher.StatePolling)
+			n := len(records(t, out))
+			var worst, sum time.Duration
+			const rounds = 3
+			for i := range rounds {
+				sent := time.Now()
+				cy.Deliver(t, "INBOX", msg(fmt.Sprintf("latency %d", i), i))
+				n++
+				waitRecords(t, out, n, 90*time.Second)
+				d := time.Since(sent)
+				sum += d
+				worst = max(worst, d)
+			}
+			t.Logf("cyrus idled=%v, idle=%v (poll_interval 2s): mean %v, worst %v over %d messages",
+				idled, idle, (sum / rounds).Round(10*time.Millisecond), worst.Round(10*time.Millisecond), rounds)
+			h.stop()
+		}
+	}
+}
