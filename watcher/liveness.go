@@ -94,19 +94,24 @@ func (s *session) checkUIDNext(cn *conn, next uint32) error {
 	return nil
 }
 
-// idleUnreliable logs mail that a refresh found but IDLE never announced:
-// the first time on a warning (the README says when polling is better),
-// afterwards at debug level so a server that never pushes does not flood
-// the log.
+// idleUnreliable logs mail that a refresh found but IDLE never announced.
+// A server that has pushed before may just have been a moment late (mail
+// that arrived right before the refresh), so it takes two such refreshes
+// to call IDLE unreliable; one that never pushed is called so at once.
+// After the warning, misses are logged at debug level, so a server that
+// never pushes does not flood the log.
 func (s *session) idleUnreliable(n int, reason string) {
 	s.idleMiss++
-	attrs := []any{"messages", n, "found_by", reason, "times", s.idleMiss}
-	if s.idleMiss == 1 {
+	attrs := []any{"messages", n, "found_by", reason, "misses", s.idleMiss, "pushes", s.idlePush}
+	switch {
+	case s.idleMiss == 1 && s.idlePush > 0:
+		s.log.Info("the refresh found mail that IDLE had not announced (yet)", attrs...)
+	case s.idleMiss == 1 || (s.idleMiss == 2 && s.idlePush > 0):
 		s.log.Warn("IDLE proved unreliable: the refresh found mail the server never announced; "+
-			"consider \"idle\": false with a short poll_interval for this server", attrs...)
-		return
+			"mail can take up to idle_refresh to arrive; consider \"idle\": false with a short poll_interval for this server", attrs...)
+	default:
+		s.log.Debug("IDLE missed mail again", attrs...)
 	}
-	s.log.Debug("IDLE missed mail again", attrs...)
 }
 
 // contactLimit is how long a connected mailbox may go without a byte from

@@ -68,6 +68,7 @@ type session struct {
 	contact   atomic.Int64 // unix nanos of the last byte from the server; 0 never
 	exists    atomic.Int64 // messages in the selected mailbox, per EXISTS/EXPUNGE
 	idleMiss  int          // refreshes that found mail IDLE never announced; session goroutine only
+	idlePush  int          // pushes IDLE did deliver; session goroutine only
 }
 
 func newSession(m *Manager, acct *config.Account, mailbox string) *session {
@@ -878,7 +879,10 @@ func (s *session) idleLoop(ctx context.Context, cn *conn) error {
 		if err != nil {
 			return err
 		}
-		if reason != "mail" && n > 0 {
+		switch {
+		case reason == "mail":
+			s.idlePush++
+		case n > 0:
 			s.idleUnreliable(n, reason)
 		}
 	}
