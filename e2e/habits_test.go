@@ -59,3 +59,45 @@ func TestHabits_imap4dOnceAndCheck(t *testing.T) {
 		t.Errorf("check does not suggest the existing name:\n%s", check.output())
 	}
 }
+
+// demoUIDValidities maps each uidvalidity of the demo's INBOX records to
+// how many records carry it.
+func demoUIDValidities(out string) map[string]int {
+	names, _ := filepath.Glob(filepath.Join(out, "demo", "INBOX", "*.json"))
+	m := map[string]int{}
+	for _, n := range names {
+		if uv, _, ok := strings.Cut(filepath.Base(n), "-"); ok {
+			m[uv]++
+		}
+	}
+	return m
+}
+
+// A second `mailtap --demo` on the same output dir captures again: the
+// embedded server used to restart at UIDVALIDITY 1 with UIDNEXT below the
+// first run's checkpoint, and the second run captured nothing for minutes.
+func TestHabits_secondDemoRunCaptures(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	args := []string{"--demo", "--headless", "--log-format", "json", "--out", out}
+	waitUVs := func(p *proc, n int) map[string]int {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			uvs := demoUIDValidities(out)
+			if len(uvs) >= n {
+				return uvs
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("demo records under %d uidvalidities, want %d: %v", len(uvs), n, uvs)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	first := startMailtap(t, runOpts{args: args})
+	waitUVs(first, 1)
+	first.stop()
+	second := startMailtap(t, runOpts{args: args})
+	uvs := waitUVs(second, 2)
+	second.stop()
+	t.Logf("records per uidvalidity: %v", uvs)
+}
