@@ -969,5 +969,10 @@ func (c *Cyrus) tail(n int) string {
 }
 
 func (c *Cyrus) dumpLog() {
+	// Records sent just before master exited may still be in the socket.
+	for n := -1; n != c.logLen(); {
+		n = c.logLen()
+		time.Sleep(50 * time.Millisecond)
+	}
 	c.tb.Logf("cyrus log (%s), last 200 lines:\n%s", c.dir, c.tail(200))
 }
