@@ -1,8 +1,11 @@
 // Package testimap runs real IMAP servers for tests: go-imap's in-memory
 // server (Mem, imapserver + imapmemserver on loopback TCP) for fast tests,
-// and a private Debian Dovecot 2.3 instance (Dovecot) for tests against the
-// server most people run. Both satisfy Server, so a scenario can be written
-// once and run against each.
+// a private Debian Dovecot 2.3 instance (Dovecot) for tests against the
+// server most people run, and a private Debian Cyrus IMAP 3.6 instance
+// (Cyrus), whose "." hierarchy, IDLE without push (unless idled runs) and
+// EXPUNGE-only view of a deleted and recreated mailbox differ from
+// Dovecot's. All satisfy Server, so a scenario can be written once and run
+// against each (Cyrus has no TLS and cannot recreate INBOX).
 //
 // Both can deliver mail behind the client's back (Deliver, DeliverMany),
 // restart on the same ports with the same mail (Stop, Start), drop sessions
@@ -13,7 +16,9 @@
 //
 // Servers are stopped and their files removed by t.Cleanup. Dovecot tests
 // skip when Dovecot is not installed or the test is not root, unless
-// MAILTAP_REQUIRE_DOVECOT is set (CI), which makes them fail instead.
+// MAILTAP_REQUIRE_DOVECOT is set (CI), which makes them fail instead; Cyrus
+// tests likewise with MAILTAP_REQUIRE_CYRUS (imapd and idled are looked for
+// in MAILTAP_CYRUS_DIR, by default /opt/mailtap-cyrus, see .ci/run).
 package testimap
 
 import "testing"
@@ -51,4 +56,5 @@ type Server interface {
 var (
 	_ Server = (*Mem)(nil)
 	_ Server = (*Dovecot)(nil)
+	_ Server = (*Cyrus)(nil)
 )

@@ -136,11 +136,7 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 
 func unavailable(t testing.TB, why string) {
 	t.Helper()
-	if v := os.Getenv(RequireDovecotEnv); v != "" && v != "0" {
-		t.Fatalf("%s, and %s is set", why, RequireDovecotEnv)
-		return
-	}
-	t.Skipf("%s; set %s=1 to fail instead", why, RequireDovecotEnv)
+	skipOrFail(t, RequireDovecotEnv, why)
 }
 
 func dovecotBinaries() (dovecot, doveadm string, err error) {
