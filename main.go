@@ -210,10 +210,10 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	if err := cfg.CheckSecrets(ctx); err != nil {
-		fmt.Fprintln(stderr, "mailtap:", err)
-		return exitUsage
-	}
+	// Secrets are not resolved here: a source that fails (a helper without
+	// its keyring, an unset variable) is that account's auth_failed state,
+	// retried, while the other accounts run. Only a config that cannot be
+	// valid (no source, two sources) is exit 2, from Validate.
 
 	store, err := jsonstore.Open(cfg.Output.Dir, jsonstore.Options{
 		Pretty: cfg.Output.Pretty, SaveAttachments: cfg.Output.Attachments == "save",

@@ -24,11 +24,13 @@ var (
 	errPauseRequested     = errors.New("pause requested")
 	errReconnectRequested = errors.New("reconnect requested")
 	errConnectionLost     = errors.New("connection lost")
+	// errSecretSource marks a password source that failed at login.
+	errSecretSource = errors.New("cannot read the password")
 )
 
 // localError marks failures on this machine rather than on the network:
-// writing the output dir (disk full, permissions) or reading the password
-// source. State "error", retried with backoff, checkpoint untouched.
+// writing the output dir (disk full, permissions). State "error", retried
+// with backoff, checkpoint untouched.
 type localError struct{ err error }
 
 func (e localError) Error() string { return e.err.Error() }
@@ -207,7 +209,7 @@ func (s *session) run(ctx context.Context) error {
 			s.m.metrics.reconnect(s.id)
 			s.setState(StateReconnecting, nil, time.Now())
 			continue
-		case errors.Is(err, ErrAuth):
+		case errors.Is(err, ErrAuth), errors.Is(err, errSecretSource):
 			s.m.metrics.authFailure(s.id)
 			state, delay = StateAuthFailed, auth.next()
 		case errors.As(err, &se):
@@ -294,7 +296,12 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 	s.setState(StateConnecting, nil, time.Time{})
 	secret, err := s.acct.Secret(ctx)
 	if err != nil {
-		return localError{fmt.Errorf("password for account %q: %w", s.acct.Name, err)}
+		// A source that fails at login (a helper that cannot reach its
+		// keyring, a variable this environment lacks) stops this account
+		// from logging in, as a refused password does: auth_failed, retried
+		// with the slow auth backoff. The error names the field and quotes
+		// the command's stderr, capped; never the secret.
+		return fmt.Errorf("%w: %w", errSecretSource, err)
 	}
 	opts := &imapclient.Options{
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
