@@ -60,7 +60,8 @@ type mailboxJSON struct {
 	NextRetry   *time.Time `json:"next_retry"`
 	Paused      bool       `json:"paused"`
 	Captured    int64      `json:"captured"`
-	Errors      int64      `json:"errors"`
+	Malformed   int64      `json:"malformed"` // captured with parse_errors
+	Errors      int64      `json:"errors"`    // failed connection attempts
 	LastCapture *time.Time `json:"last_capture"`
 	UIDValidity uint32     `json:"uid_validity"`
 	LastUID     uint32     `json:"last_uid"`
@@ -92,7 +93,7 @@ func mailboxOf(st watcher.MailboxStatus) mailboxJSON {
 		ID: st.Mailbox.String(), Account: st.Mailbox.Account, Mailbox: st.Mailbox.Mailbox,
 		State: string(st.State), Since: optTime(st.Since), Error: st.Err,
 		NextRetry: optTime(st.NextRetry), Paused: st.Paused,
-		Captured: st.Captured, Errors: st.Errors, LastCapture: optTime(st.LastCapture),
+		Captured: st.Captured, Malformed: st.Malformed, Errors: st.Errors, LastCapture: optTime(st.LastCapture),
 		UIDValidity: st.UIDValidity, LastUID: st.LastUID,
 	}
 }

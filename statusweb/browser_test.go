@@ -220,6 +220,13 @@ func TestBrowser_statusPage(t *testing.T) {
 			t.Error("a subject ran script")
 		}
 		do(t, ctx, "counter", waitJS(`document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(2)').textContent.startsWith('1 this run')`))
+		// A malformed mail is captured (and counted) and counted as malformed,
+		// not as a connection error.
+		r.imap.Deliver(t, "INBOX", []byte("From: a@example.com\r\nSubject: Bad charset\r\nMessage-ID: <bad@x>\r\n"+
+			"Content-Type: text/plain; charset=x-unknown-charset\r\n\r\ncaf\xe9\r\n"))
+		do(t, ctx, "malformed counter", listed("Bad charset"),
+			waitJS(`document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(2)').textContent === '2 this run · 1 malformed'`),
+			waitJS(`document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(3)').textContent === '0 failed connections'`))
 
 		// Pause from the page, mail arrives, Resume: captured and listed.
 		do(t, ctx, "pause", chromedp.Click(controlButton("pause", inbox)), badgeIs(inbox, "paused"),
@@ -229,8 +236,8 @@ func TestBrowser_statusPage(t *testing.T) {
 		}
 		r.imap.Deliver(t, "INBOX", testimap.Msg("Delivered while paused", 2))
 		do(t, ctx, "resume", chromedp.Click(controlButton("resume", inbox)), listed("Delivered while paused"), badgeIs(inbox, "idle"))
-		if n := eval[int](t, ctx, `document.querySelectorAll('#recent li').length`); n != 2 {
-			t.Errorf("recent list has %d entries, want 2", n)
+		if n := eval[int](t, ctx, `document.querySelectorAll('#recent li').length`); n != 3 {
+			t.Errorf("recent list has %d entries, want 3", n)
 		}
 
 		// Reconnect all, from the header.
@@ -356,7 +363,7 @@ func TestBrowser_statusPage(t *testing.T) {
 		if c := eval[string](t, ctx, `document.getElementById('conn').textContent`); !strings.Contains(c, "since") {
 			t.Errorf("connection indicator = %q, want it to say since when", c)
 		}
-		if last := eval[string](t, ctx, `document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(3)').textContent`); strings.Contains(last, "ago") {
+		if last := eval[string](t, ctx, `document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(4)').textContent`); strings.Contains(last, "ago") {
 			t.Errorf("last capture still counts (%q) while mailtap is gone", last)
 		}
 		if op := eval[string](t, ctx, `getComputedStyle(document.querySelector('.card')).opacity`); op == "1" {
@@ -373,7 +380,7 @@ func TestBrowser_statusPage(t *testing.T) {
 			waitJS(`document.getElementById('lost').hidden`),
 			waitJS(`!document.querySelector('button[data-action="pause"][data-mailbox="test/INBOX"]').disabled`),
 			waitJS(`!document.querySelector('header button[data-action="reconnect"]').disabled`))
-		if last := eval[string](t, ctx, `document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(3)').textContent`); !strings.Contains(last, "ago") {
+		if last := eval[string](t, ctx, `document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(4)').textContent`); !strings.Contains(last, "ago") {
 			t.Errorf("last capture = %q after the restore, want it counting again", last)
 		}
 	})

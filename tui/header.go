@@ -11,9 +11,12 @@ import (
 )
 
 // boxState is what the header knows of one watched mailbox. State comes
-// from StateChanged events as they happen and from Status snapshots;
-// counters come from snapshots only (the watcher is their single source of
-// truth, so no event can be counted twice).
+// from StateChanged events as they happen and from Status snapshots.
+// Counters come from snapshots (the watcher is their source of truth), but
+// a snapshot is throttled: captures seen as events count at once, so
+// "captured" never lags "on disk", which counts the same events. Showing
+// the larger of the two can neither count an event twice nor run ahead of
+// the watcher.
 type boxState struct {
 	id    watcher.MailboxID
 	label string // sanitized "account/mailbox"
@@ -24,9 +27,14 @@ type boxState struct {
 	stateAt time.Time // time of the event or snapshot the state came from
 
 	paused      bool // requested (the snapshot's Paused, or our own request)
-	captured    int64
-	errors      int64
+	captured    int64 // from the snapshot
+	malformed   int64 // from the snapshot: captured with parse_errors
+	errors      int64 // failed connection attempts, from the snapshot
 	lastCapture time.Time
+
+	// Live captures of this run seen as events, distinct records only.
+	seen, seenMalformed int64
+	seenLast            time.Time
 
 	// On disk: the count at the start-up scan plus records captured since
 	// whose UID is above anything the scan saw.
@@ -52,10 +60,31 @@ func (b *boxState) applyEvent(ev watcher.StateChanged) {
 // before the snapshot must not roll the state back, and is then ignored by
 // applyEvent.
 func (b *boxState) applySnapshot(st watcher.MailboxStatus, at time.Time) {
-	b.captured, b.errors, b.lastCapture, b.paused = st.Captured, st.Errors, st.LastCapture, st.Paused
+	b.captured, b.malformed, b.errors, b.lastCapture, b.paused = st.Captured, st.Malformed, st.Errors, st.LastCapture, st.Paused
 	if !at.Before(b.stateAt) {
 		b.state, b.err, b.next, b.stateAt = st.State, sanitizeLine(st.Err), st.NextRetry, at
 	}
+}
+
+// countLive counts a record captured this run, seen as an event.
+func (b *boxState) countLive(s record.Summary, at time.Time) {
+	b.seen++
+	if s.ParseErrors > 0 {
+		b.seenMalformed++
+	}
+	if at.After(b.seenLast) {
+		b.seenLast = at
+	}
+}
+
+// capturedN, malformedN and last are the counters as shown.
+func (b *boxState) capturedN() int64  { return max(b.captured, b.seen) }
+func (b *boxState) malformedN() int64 { return max(b.malformed, b.seenMalformed) }
+func (b *boxState) last() time.Time {
+	if b.seenLast.After(b.lastCapture) {
+		return b.seenLast
+	}
+	return b.lastCapture
 }
 
 // countCapture counts a newly seen record toward "on disk".
@@ -183,7 +212,7 @@ func (m *model) renderHeader(b *strings.Builder, width int) int {
 	// Title bar.
 	var total int64
 	for _, bx := range h.boxes {
-		total += bx.captured
+		total += bx.capturedN()
 	}
 	left := " mailtap"
 	if m.opts.Version != "" {
@@ -268,13 +297,15 @@ func (m *model) renderHeader(b *strings.Builder, width int) int {
 	return lines
 }
 
-// counters is "12 captured · 3410 on disk · 0 errors · last 14:02:11";
-// narrow terminals get shorter labels. Without an output dir to scan
-// there is no on-disk count.
+// counters is "12 captured · 3410 on disk · 1 malformed · 0 conn errors ·
+// last 14:02:11": malformed counts mail captured with parse_errors, conn
+// errors the failed connection attempts. Narrow terminals get shorter
+// labels and no zero malformed count. Without an output dir to scan there
+// is no on-disk count.
 func (m *model) counters(bx *boxState, wide bool) string {
 	sep := m.glyphs.Sep
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d captured", bx.captured)
+	fmt.Fprintf(&b, "%d captured", bx.capturedN())
 	if m.opts.Out != "" {
 		disk := "?"
 		if bx.diskKnown {
@@ -282,17 +313,20 @@ func (m *model) counters(bx *boxState, wide bool) string {
 		}
 		b.WriteString(sep + disk + " on disk")
 	}
+	if n := bx.malformedN(); wide || n > 0 {
+		fmt.Fprintf(&b, "%s%d malformed", sep, n)
+	}
 	last := "-"
-	if !bx.lastCapture.IsZero() {
-		last = bx.lastCapture.In(m.loc).Format("15:04:05")
+	if t := bx.last(); !t.IsZero() {
+		last = t.In(m.loc).Format("15:04:05")
 		if !wide {
 			last = last[:5]
 		}
 	}
 	if wide {
-		b.WriteString(sep + plural(int(bx.errors), "error", "errors") + sep + "last " + last)
+		b.WriteString(sep + plural(int(bx.errors), "conn error", "conn errors") + sep + "last " + last)
 	} else {
-		fmt.Fprintf(&b, "%s%d err%s%s", sep, bx.errors, sep, last)
+		fmt.Fprintf(&b, "%s%d conn err%s%s", sep, bx.errors, sep, last)
 	}
 	return b.String()
 }

@@ -277,7 +277,9 @@ func (m *model) applyEvents(events []watcher.Event) tea.Cmd {
 			m.accounts[ev.Summary.Account] = true
 			r := newRow(ev.Summary, ev.At, true)
 			if m.list.add(r) {
-				m.header.box(ev.Mailbox).countCapture(ev.Summary)
+				b := m.header.box(ev.Mailbox)
+				b.countCapture(ev.Summary)
+				b.countLive(ev.Summary, ev.At)
 			}
 		case watcher.Dropped:
 			cmds = append(cmds, m.setNotice(fmt.Sprintf("%d events skipped while the UI was busy; reloading from disk", ev.N)))

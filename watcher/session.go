@@ -711,6 +711,11 @@ func (s *session) commit(batch *jsonstore.Batch, advanceTo uint32, notified time
 	s.m.metrics.bytes(s.id, res.Bytes)
 	s.mu.Lock()
 	s.status.Captured += int64(len(res.Summaries))
+	for _, sum := range res.Summaries {
+		if sum.ParseErrors > 0 {
+			s.status.Malformed++
+		}
+	}
 	if len(res.Summaries) > 0 {
 		s.status.LastCapture = now
 	}

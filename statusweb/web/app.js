@@ -81,6 +81,7 @@ function card(id) {
   };
   c.retry = row('Next retry');
   c.counts = row('Captured');
+  c.errors = row('Connection errors');
   c.last = row('Last capture');
   c.uid = row('Checkpoint');
   const acts = el('div', 'actions');
@@ -106,7 +107,8 @@ function renderMailboxes() {
     c.err.textContent = m.error || '';
     c.err.hidden = !m.error;
     c.retry.dataset.until = m.next_retry || '';
-    c.counts.textContent = m.captured + ' this run · ' + m.errors + (m.errors === 1 ? ' error' : ' errors');
+    c.counts.textContent = m.captured + ' this run · ' + (m.malformed || 0) + ' malformed';
+    c.errors.textContent = m.errors + (m.errors === 1 ? ' failed connection' : ' failed connections');
     c.last.dataset.at = m.last_capture || '';
     c.uid.textContent = m.uid_validity ? 'UID ' + m.last_uid + ' (validity ' + m.uid_validity + ')' : '—';
     c.pause.disabled = m.paused || !!lostAt;

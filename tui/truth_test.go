@@ -1,0 +1,54 @@
+package tui
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"mailtap/jsonstore"
+	"mailtap/record"
+	"mailtap/watcher"
+)
+
+// headerText is the header as plain text.
+func headerText(m Model) string {
+	var b strings.Builder
+	m.renderHeader(&b, m.width)
+	return ansi.Strip(b.String())
+}
+
+// "captured" and "on disk" move together (both counted from the same
+// events while the throttled snapshot is on its way), and mail captured
+// with parse_errors is counted as malformed, not hidden under "0 errors".
+func TestHeader_countersAgreeAndNameMalformed(t *testing.T) {
+	m := NewModel(newFakeCtrl(), testOptions())
+	m.opts.Out = "/out"
+	st := []watcher.MailboxStatus{{Mailbox: mbox("personal", "INBOX"), State: watcher.StateIdle}}
+	inv := &jsonstore.Inventory{Mailboxes: map[string]*jsonstore.MailboxFiles{
+		"personal/INBOX": {Account: "personal", Mailbox: "INBOX", Count: 5, MaxUID: map[uint32]uint32{1: 5}},
+	}}
+	sums := []record.Summary{
+		{ID: "personal/INBOX/1/6", Account: "personal", Mailbox: "INBOX", UIDValidity: 1, UID: 6, Subject: "fine"},
+		{ID: "personal/INBOX/1/7", Account: "personal", Mailbox: "INBOX", UIDValidity: 1, UID: 7, Subject: "bad", ParseErrors: 2},
+	}
+	m = update(t, m, sizeMsg(120, 30), statusMsg{at: testNow, st: st}, inventoryMsg{inv: inv}, capturedEvents(sums))
+	if h := headerText(m); !strings.Contains(h, "2 captured · 7 on disk · 1 malformed · 0 conn errors") {
+		t.Errorf("header before the snapshot:\n%s", h)
+	}
+	// The snapshot agrees; a connection error is counted apart.
+	st[0].Captured, st[0].Malformed, st[0].Errors, st[0].LastCapture = 2, 1, 1, testNow
+	m = update(t, m, statusMsg{at: testNow.Add(time.Second), st: st})
+	if h := headerText(m); !strings.Contains(h, "2 captured · 7 on disk · 1 malformed · 1 conn error ·") {
+		t.Errorf("header after the snapshot:\n%s", h)
+	}
+	// At 80 columns the short form still names both.
+	m = update(t, m, sizeMsg(80, 24))
+	if h := headerText(m); !strings.Contains(h, "2 captured · 7 on disk · 1 malformed · 1 conn err") {
+		t.Errorf("header at 80 columns:\n%s", h)
+	}
+}
+
+func sizeMsg(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w, Height: h} }
