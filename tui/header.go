@@ -26,7 +26,7 @@ type boxState struct {
 	next    time.Time
 	stateAt time.Time // time of the event or snapshot the state came from
 
-	paused      bool // requested (the snapshot's Paused, or our own request)
+	paused      bool  // requested (the snapshot's Paused, or our own request)
 	captured    int64 // from the snapshot
 	malformed   int64 // from the snapshot: captured with parse_errors
 	errors      int64 // failed connection attempts, from the snapshot
