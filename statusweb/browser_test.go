@@ -210,6 +210,9 @@ func TestBrowser_statusPage(t *testing.T) {
 		const hostile = `<img src=x onerror="window.pwned=1">Hello from the browser test`
 		r.imap.Deliver(t, "INBOX", testimap.Msg(hostile, 1))
 		do(t, ctx, "mail appears live", listed("Hello from the browser test"))
+		if h := eval[string](t, ctx, `document.getElementById('recent-head').textContent`); !strings.HasPrefix(h, "Captured") {
+			t.Errorf("the recent list's time column is labelled %q, want Captured (the TUI's meaning too)", h)
+		}
 		if n := eval[int](t, ctx, `document.querySelectorAll('#recent img').length`); n != 0 {
 			t.Errorf("subject was rendered as HTML: %d img elements", n)
 		}

@@ -78,6 +78,7 @@ func recordMeta(rec *record.Record, path string) [][2]string {
 	}
 	meta = append(meta,
 		[2]string{"Date", date},
+		[2]string{"Captured", rec.CapturedAt.Format("Mon, 02 Jan 2006 15:04:05 -0700")},
 		[2]string{"Subject", sanitizeLine(rec.Subject)},
 		[2]string{"Message-ID", sanitizeLine(rec.MessageID)},
 		[2]string{"Mailbox", sanitizeLine(rec.Account + "/" + rec.Mailbox + " uid " + strconv.FormatUint(uint64(rec.UID), 10))},
@@ -158,7 +159,7 @@ func (d *detail) metaLines() int {
 
 // metaRank orders the header fields by how much they matter when a short
 // terminal cannot show them all.
-var metaRank = map[string]int{"Subject": 0, "From": 1, "Date": 2, "File": 3, "To": 4, "Message-ID": 5, "Cc": 6, "Mailbox": 7}
+var metaRank = map[string]int{"Subject": 0, "From": 1, "Date": 2, "File": 3, "To": 4, "Message-ID": 5, "Cc": 6, "Mailbox": 7, "Captured": 8}
 
 // shownMeta is the fields that fit in half the view, most important first
 // kept, shown in their usual order.

@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,3 +54,35 @@ func TestHeader_countersAgreeAndNameMalformed(t *testing.T) {
 }
 
 func sizeMsg(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w, Height: h} }
+
+// The list is in capture order, and its time column is the capture time,
+// labelled so, whatever the Date headers say (a sender's clock, a delayed
+// delivery). The status page shows capture time too.
+func TestList_timeColumnIsCaptureTime(t *testing.T) {
+	m := NewModel(newFakeCtrl(), testOptions())
+	var evs []watcher.Event
+	// Date headers out of capture order, as in the report.
+	dates := []string{"17:02", "20:10", "18:36", "20:57", "19:23"}
+	for i, d := range dates {
+		hm, _ := time.Parse("15:04", d)
+		date := time.Date(2025, 6, 10, hm.Hour(), hm.Minute(), 0, 0, time.UTC)
+		s := record.Summary{ID: fmt.Sprintf("a/INBOX/1/%d", i+1), Account: "a", Mailbox: "INBOX", UIDValidity: 1, UID: uint32(i + 1),
+			From: "x@example.com", Subject: fmt.Sprintf("mail %d", i+1), Date: date}
+		evs = append(evs, watcher.Captured{Mailbox: mbox("a", "INBOX"), Summary: s, At: testNow.Add(time.Duration(i-10) * time.Minute)})
+	}
+	m = update(t, m, sizeMsg(80, 24), eventsMsg{events: evs})
+	var b strings.Builder
+	m.renderList(&b, 80)
+	lines := strings.Split(ansi.Strip(b.String()), "\n")
+	if !strings.HasPrefix(strings.TrimSpace(lines[0]), "CAPTURED") {
+		t.Errorf("time column heading = %q, want it to say CAPTURED", lines[0])
+	}
+	var got []string
+	for _, l := range lines[1:6] {
+		got = append(got, strings.Fields(strings.TrimLeft(l, "▌ "))[0])
+	}
+	want := []string{"14:24", "14:23", "14:22", "14:21", "14:20"} // newest first
+	if !slices.Equal(got, want) {
+		t.Errorf("time column = %v, want the capture times %v", got, want)
+	}
+}

@@ -170,6 +170,7 @@ function renderRecent() {
   });
   list.replaceChildren(...items);
   $('no-recent').hidden = recent.length > 0;
+  $('recent-head').hidden = recent.length === 0;
 }
 
 function renderAuth() {
