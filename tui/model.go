@@ -89,6 +89,7 @@ type model struct {
 	filtering      bool   // the filter input has focus
 	notice         string
 	noticeID       int
+	follow         *reconnectNotice // the notice reports this reconnect
 	unseenWarnings int
 	seenLogSeq     uint64
 	statusPending  bool // a throttled status refresh is scheduled
@@ -201,11 +202,73 @@ func (m *model) scheduleTick() tea.Cmd {
 	return tea.Tick(time.Second, func(time.Time) tea.Msg { return tickMsg{} })
 }
 
+// reconnectNotice is a requested reconnect whose notice follows the
+// mailboxes' states: "reconnect requested" until they went down and came
+// back, then "reconnected" (which expires), so the status line never says
+// "reconnecting" above an idle badge.
+type reconnectNotice struct {
+	target string // mailbox id, "" = all
+	who    string // as shown
+	down   bool   // left the watching states since the request
+}
+
+// noticeTTL is how long a notice stays; one that follows a reconnect is
+// replaced when the reconnect is over.
+const noticeTTL = 8 * time.Second
+
 func (m *model) setNotice(s string) tea.Cmd {
+	m.follow = nil
 	m.noticeID++
 	m.notice = s
 	id := m.noticeID
-	return tea.Tick(8*time.Second, func(time.Time) tea.Msg { return noticeMsg{id: id} })
+	return tea.Tick(noticeTTL, func(time.Time) tea.Msg { return noticeMsg{id: id} })
+}
+
+// requestReconnect sets the notice of a reconnect about to be requested,
+// before the request, so that no state change of it can be missed. Its
+// expiry starts when the controller has answered (applyControl).
+func (m *model) requestReconnect(target string) {
+	who := "every mailbox"
+	if target != "" {
+		who = sanitizeLine(target)
+	}
+	m.noticeID++
+	m.notice = who + ": reconnect requested"
+	m.follow = &reconnectNotice{target: target, who: who}
+}
+
+// followReconnect updates a notice that follows a reconnect from the
+// header's states.
+func (m *model) followReconnect() tea.Cmd {
+	f := m.follow
+	if f == nil {
+		return nil
+	}
+	var boxes []*boxState
+	if f.target == "" {
+		boxes = m.header.boxes
+	} else if b := m.header.byID[f.target]; b != nil {
+		boxes = []*boxState{b}
+	}
+	up := len(boxes) > 0
+	for _, b := range boxes {
+		switch b.state {
+		case watcher.StateIdle, watcher.StatePolling:
+		case watcher.StatePaused:
+			// a paused mailbox does not reconnect: not waited for
+		case watcher.StateAuthFailed, watcher.StateError:
+			// Failed: the badge and its error say so; the notice steps aside.
+			m.follow, m.notice = nil, ""
+			return nil
+		default:
+			up = false
+			f.down = true
+		}
+	}
+	if f.down && up {
+		return m.setNotice(f.who + " reconnected")
+	}
+	return nil
 }
 
 func (m *model) update(msg tea.Msg) tea.Cmd {
@@ -234,7 +297,7 @@ func (m *model) update(msg tea.Msg) tea.Cmd {
 		}
 		m.applyDisk()
 		m.layout()
-		return m.scheduleTick()
+		return tea.Batch(m.scheduleTick(), m.followReconnect())
 	case inventoryMsg:
 		return m.applyInventory(msg)
 	case detailMsg:
@@ -291,6 +354,9 @@ func (m *model) applyEvents(events []watcher.Event) tea.Cmd {
 	if stateChanged {
 		m.layout() // a new mailbox may add a header line
 		cmds = append(cmds, m.scheduleTick())
+	}
+	if stateChanged {
+		cmds = append(cmds, m.followReconnect())
 	}
 	cmds = append(cmds, m.refreshStatus())
 	return tea.Batch(cmds...)
@@ -358,6 +424,12 @@ func (m *model) applyControl(msg controlMsg) tea.Cmd {
 	}
 	if msg.err != nil {
 		return m.setNotice(fmt.Sprintf("%s: %s", who, sanitizeLine(msg.err.Error())))
+	}
+	if msg.verb == "reconnecting" && m.follow != nil {
+		// The notice was set with the request; it expires from now on.
+		id := m.noticeID
+		expire := tea.Tick(noticeTTL, func(time.Time) tea.Msg { return noticeMsg{id: id} })
+		return tea.Batch(expire, m.followReconnect())
 	}
 	return m.setNotice(who + " " + msg.verb)
 }
@@ -479,8 +551,10 @@ func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		if !ok {
 			return m.setNotice("select a mail of the mailbox to reconnect, or press R for all")
 		}
+		m.requestReconnect(id)
 		return controlCmd(m.ctrl, "reconnecting", id)
 	case key.Matches(msg, k.ReconnectAll):
+		m.requestReconnect("")
 		return controlCmd(m.ctrl, "reconnecting", "")
 	}
 

@@ -65,6 +65,7 @@ type session struct {
 	reconnect bool
 	status    MailboxStatus
 	notifyAt  time.Time // first unserved EXISTS notification, for latency
+	logged    State     // the last state logged above DEBUG
 
 	heartbeat atomic.Int64 // unix nanos
 }
@@ -148,6 +149,14 @@ func (s *session) setState(state State, err error, next time.Time) {
 	if prev != state {
 		s.status.Since = time.Now()
 	}
+	// Once watching, leaving IDLE (or a poll) to fetch new mail and coming
+	// back only brackets a capture, which logs its own INFO line: one line
+	// per mail, not three. The first arrival in a watching state, and
+	// every other change, stay at INFO.
+	bracket := watching(s.logged) && (state == StateSyncing || watching(state))
+	if !bracket {
+		s.logged = state
+	}
 	s.mu.Unlock()
 	if !changed {
 		return
@@ -161,12 +170,20 @@ func (s *session) setState(state State, err error, next time.Time) {
 	if !next.IsZero() {
 		attrs = append(attrs, "next_retry", time.Until(next).Round(time.Second).String())
 	}
-	switch state {
-	case StateReconnecting, StateAuthFailed, StateError:
+	switch {
+	case state == StateAuthFailed, state == StateError, state == StateReconnecting && err != nil:
 		s.log.Warn("mailbox state", attrs...)
+	case bracket:
+		s.log.Debug("mailbox state", attrs...)
 	default:
+		// Including a reconnect the user asked for: no error, no warning.
 		s.log.Info("mailbox state", attrs...)
 	}
+}
+
+// watching reports whether st is a connected, waiting-for-mail state.
+func watching(st State) bool {
+	return st == StateIdle || st == StatePolling
 }
 
 // run is the session's life: connect, watch, and on failure wait and
