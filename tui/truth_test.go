@@ -86,3 +86,13 @@ func TestList_timeColumnIsCaptureTime(t *testing.T) {
 		t.Errorf("time column = %v, want the capture times %v", got, want)
 	}
 }
+
+// The log pane keeps warnings and errors only; it says where the rest is.
+func TestLogPane_namesTheLogFile(t *testing.T) {
+	opts := testOptions()
+	opts.LogPath = "/srv/mail/.mailtap/mailtap.log"
+	m := update(t, NewModel(newFakeCtrl(), opts), sizeMsg(80, 24), press("l"))
+	if s := plain(m); !strings.Contains(s, "full log: /srv/mail/.mailtap/mailtap.log") {
+		t.Errorf("the log pane does not name the log file:\n%s", s)
+	}
+}
