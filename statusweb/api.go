@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"mailtap/record"
 	"mailtap/watcher"
 )
 
@@ -51,41 +52,49 @@ type statusJSON struct {
 }
 
 type mailboxJSON struct {
-	ID          string     `json:"id"` // "account/mailbox", the ?mailbox= value
-	Account     string     `json:"account"`
-	Mailbox     string     `json:"mailbox"`
-	State       string     `json:"state"`
-	Since       *time.Time `json:"since"`
-	Error       string     `json:"error"`
-	NextRetry   *time.Time `json:"next_retry"`
-	Paused      bool       `json:"paused"`
-	Captured    int64      `json:"captured"`
-	Malformed   int64      `json:"malformed"` // captured with parse_errors
-	Errors      int64      `json:"errors"`    // failed connection attempts
-	LastCapture *time.Time `json:"last_capture"`
-	UIDValidity uint32     `json:"uid_validity"`
-	LastUID     uint32     `json:"last_uid"`
+	ID          string   `json:"id"` // "account/mailbox", the ?mailbox= value
+	Account     string   `json:"account"`
+	Mailbox     string   `json:"mailbox"`
+	State       string   `json:"state"`
+	Since       *apiTime `json:"since"`
+	Error       string   `json:"error"`
+	NextRetry   *apiTime `json:"next_retry"`
+	Paused      bool     `json:"paused"`
+	Captured    int64    `json:"captured"`
+	Malformed   int64    `json:"malformed"` // captured with parse_errors
+	Errors      int64    `json:"errors"`    // failed connection attempts
+	LastCapture *apiTime `json:"last_capture"`
+	UIDValidity uint32   `json:"uid_validity"`
+	LastUID     uint32   `json:"last_uid"`
 }
 
 // recentItem is one captured mail as the page lists it.
 type recentItem struct {
-	ID          string     `json:"id"`
-	Mailbox     string     `json:"mailbox"` // "account/mailbox"
-	UID         uint32     `json:"uid"`
-	From        string     `json:"from"`
-	Subject     string     `json:"subject"`
-	Date        *time.Time `json:"date"`
-	CapturedAt  time.Time  `json:"captured_at"`
-	Size        int64      `json:"size"`
-	Attachments int        `json:"attachments"`
-	Path        string     `json:"path,omitempty"`
+	ID          string   `json:"id"`
+	Mailbox     string   `json:"mailbox"` // "account/mailbox"
+	UID         uint32   `json:"uid"`
+	From        string   `json:"from"`
+	Subject     string   `json:"subject"`
+	Date        *apiTime `json:"date"`
+	CapturedAt  apiTime  `json:"captured_at"`
+	Size        int64    `json:"size"`
+	Attachments int      `json:"attachments"`
+	Path        string   `json:"path,omitempty"`
 }
 
-func optTime(t time.Time) *time.Time {
+// apiTime is a time as the API writes it: record.TimeLayout in UTC, the
+// format of the records, so every time mailtap shows has one form.
+type apiTime struct{ time.Time }
+
+func (t apiTime) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + record.FormatTime(t.Time) + `"`), nil
+}
+
+func optTime(t time.Time) *apiTime {
 	if t.IsZero() {
 		return nil
 	}
-	return &t
+	return &apiTime{t}
 }
 
 func mailboxOf(st watcher.MailboxStatus) mailboxJSON {
@@ -102,7 +111,7 @@ func itemOf(c watcher.Captured) recentItem {
 	sum := c.Summary
 	return recentItem{
 		ID: sum.ID, Mailbox: c.Mailbox.String(), UID: sum.UID,
-		From: sum.From, Subject: sum.Subject, Date: optTime(sum.Date), CapturedAt: c.At,
+		From: sum.From, Subject: sum.Subject, Date: optTime(sum.Date), CapturedAt: apiTime{c.At},
 		Size: sum.Size, Attachments: sum.Attachments, Path: sum.Path,
 	}
 }
@@ -119,7 +128,7 @@ func (s *Server) mailboxes() []mailboxJSON {
 // status is the full snapshot.
 func (s *Server) status() statusJSON {
 	return statusJSON{
-		Version: s.opts.Version, Started: s.started.Format(time.RFC3339), Now: time.Now().Format(time.RFC3339Nano),
+		Version: s.opts.Version, Started: record.FormatTime(s.started), Now: record.FormatTime(time.Now()),
 		TokenRequired: s.opts.Token != "", Mailboxes: s.mailboxes(), Recent: s.recent.list(),
 	}
 }
