@@ -1,6 +1,8 @@
 package watcher_test
 
 import (
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -68,4 +70,30 @@ func TestWatcher_logLevels(t *testing.T) {
 			t.Errorf("a requested reconnect logged a warning: %s", l)
 		}
 	}
+}
+
+// A refused connection says so without repeating the address: the end of
+// the message is what a narrow status line cuts off.
+func TestWatcher_dialErrorIsShort(t *testing.T) {
+	srv := testimap.StartMem(t)
+	cfg := testConfig(srv, t.TempDir())
+	cfg.Accounts[0].Port = closedPort(t)
+	h := start(t, cfg, nil)
+	st := h.waitState(10*time.Second, watcher.StateReconnecting)
+	want := fmt.Sprintf("connect to 127.0.0.1:%d: connection refused", cfg.Accounts[0].Port)
+	if st.Err != want {
+		t.Errorf("error %q, want %q", st.Err, want)
+	}
+}
+
+// closedPort is a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
 }
