@@ -25,6 +25,9 @@ type boxState struct {
 	err     string // sanitized
 	next    time.Time
 	stateAt time.Time // time of the event or snapshot the state came from
+	since   time.Time // when the state was entered, as the watcher says
+
+	uidValidity, lastUID uint32 // checkpoint, from the snapshot
 
 	paused      bool  // requested (the snapshot's Paused, or our own request)
 	captured    int64 // from the snapshot
@@ -52,6 +55,9 @@ func (b *boxState) applyEvent(ev watcher.StateChanged) {
 	if ev.At.Before(b.stateAt) {
 		return
 	}
+	if ev.State != b.state {
+		b.since = ev.At
+	}
 	b.state, b.err, b.next, b.stateAt = ev.State, sanitizeLine(ev.Err), ev.NextRetry, ev.At
 }
 
@@ -61,8 +67,10 @@ func (b *boxState) applyEvent(ev watcher.StateChanged) {
 // applyEvent.
 func (b *boxState) applySnapshot(st watcher.MailboxStatus, at time.Time) {
 	b.captured, b.malformed, b.errors, b.lastCapture, b.paused = st.Captured, st.Malformed, st.Errors, st.LastCapture, st.Paused
+	b.uidValidity, b.lastUID = st.UIDValidity, st.LastUID
 	if !at.Before(b.stateAt) {
 		b.state, b.err, b.next, b.stateAt = st.State, sanitizeLine(st.Err), st.NextRetry, at
+		b.since = st.Since
 	}
 }
 
@@ -236,10 +244,13 @@ func (m *model) renderHeader(b *strings.Builder, width int) int {
 		p.counter.to(b, truncate(" waiting for the watcher"+g.Ellipsis, width))
 		return lines + 1
 	}
-	show := h.lines(m.height)
+	show := m.headerLines()
 	shown := h.boxes
 	var rest []*boxState
-	if show < len(h.boxes) {
+	switch {
+	case m.state == stateBoxes:
+		shown, rest = nil, h.boxes
+	case show < len(h.boxes):
 		shown, rest = h.boxes[:show-1], h.boxes[show-1:]
 	}
 	nameW := 0
@@ -268,7 +279,7 @@ func (m *model) renderHeader(b *strings.Builder, width int) int {
 		b.WriteString(badges[i])
 		b.WriteString(strings.Repeat(" ", badgeW-widths[i]+1))
 		room := width - (1 + nameW + 1 + badgeW + 1)
-		counters := truncate(m.counters(bx, width >= 100), room, g.Ellipsis)
+		counters := truncate(m.counters(bx, width >= 100, room), room, g.Ellipsis)
 		p.counter.to(b, counters)
 		room -= widthOf(counters)
 		if bx.err != "" && room > 10 {
@@ -290,9 +301,13 @@ func (m *model) renderHeader(b *strings.Builder, width int) int {
 		}
 		var parts []string
 		for _, s := range order {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], strings.ReplaceAll(s, "_", " ")))
 		}
-		p.counter.to(b, truncate(fmt.Sprintf(" +%d more: %s", len(rest), strings.Join(parts, ", ")), width, g.Ellipsis))
+		line := fmt.Sprintf(" +%d more (tab: every mailbox): %s", len(rest), strings.Join(parts, ", "))
+		if len(shown) == 0 {
+			line = fmt.Sprintf(" %s: %s", plural(len(rest), "mailbox", "mailboxes"), strings.Join(parts, ", "))
+		}
+		p.counter.to(b, truncate(line, width, g.Ellipsis))
 	}
 	return lines
 }
@@ -302,19 +317,19 @@ func (m *model) renderHeader(b *strings.Builder, width int) int {
 // errors the failed connection attempts. Narrow terminals get shorter
 // labels and no zero malformed count. Without an output dir to scan there
 // is no on-disk count.
-func (m *model) counters(bx *boxState, wide bool) string {
-	sep := m.glyphs.Sep
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d captured", bx.capturedN())
+// Parts that do not fit in room are left out whole, last first, rather
+// than cut in the middle; the mailbox panel (tab) has every counter.
+func (m *model) counters(bx *boxState, wide bool, room int) string {
+	parts := []string{fmt.Sprintf("%d captured", bx.capturedN())}
 	if m.opts.Out != "" {
 		disk := "?"
 		if bx.diskKnown {
 			disk = strconv.Itoa(bx.disk)
 		}
-		b.WriteString(sep + disk + " on disk")
+		parts = append(parts, disk+" on disk")
 	}
 	if n := bx.malformedN(); wide || n > 0 {
-		fmt.Fprintf(&b, "%s%d malformed", sep, n)
+		parts = append(parts, fmt.Sprintf("%d malformed", n))
 	}
 	last := "-"
 	if t := bx.last(); !t.IsZero() {
@@ -324,11 +339,15 @@ func (m *model) counters(bx *boxState, wide bool) string {
 		}
 	}
 	if wide {
-		b.WriteString(sep + plural(int(bx.errors), "conn error", "conn errors") + sep + "last " + last)
+		parts = append(parts, plural(int(bx.errors), "conn error", "conn errors"), "last "+last)
 	} else {
-		fmt.Fprintf(&b, "%s%d conn err%s%s", sep, bx.errors, sep, last)
+		parts = append(parts, fmt.Sprintf("%d conn err", bx.errors), last)
 	}
-	return b.String()
+	sep := m.glyphs.Sep
+	for len(parts) > 1 && widthOf(strings.Join(parts, sep)) > room {
+		parts = parts[:len(parts)-1]
+	}
+	return strings.Join(parts, sep)
 }
 
 func plural(n int, one, many string) string {

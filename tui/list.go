@@ -52,8 +52,9 @@ func (r *row) setSummary(sum record.Summary) {
 	}
 	r.acct = sanitizeLine(sum.Account)
 	r.mbox = sanitizeLine(sum.Mailbox)
-	// The filter matches what the user sees plus the full address.
-	r.key = strings.ToLower(r.from + "\n" + sanitizeLine(sum.From) + "\n" + r.subject)
+	// The filter matches what the user sees (sender, subject, the MAILBOX
+	// column as account/mailbox) plus the full address.
+	r.key = strings.ToLower(r.from + "\n" + sanitizeLine(sum.From) + "\n" + r.subject + "\n" + r.acct + "/" + r.mbox)
 }
 
 // displayName shows the name of "Name <addr>", or the address without one.
