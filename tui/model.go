@@ -88,12 +88,12 @@ type model struct {
 	help   help.Model
 	filter textinput.Model
 
-	helpText       string // the help bar for the current state and width, set by layout
-	filtering      bool   // the filter input has focus
+	helpText  string // the help bar for the current state and width, set by layout
+	filtering bool   // the filter input has focus
 	// What the filter edit started from, restored by FilterCancel.
-	filterWas    string
-	filterSelWas *row
-	filterBoxWas string
+	filterWas      string
+	filterSelWas   *row
+	filterBoxWas   string
 	notice         string
 	noticeID       int
 	follow         *reconnectNotice // the notice reports this reconnect
