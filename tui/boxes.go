@@ -183,18 +183,22 @@ type boxLayout struct {
 }
 
 const (
-	boxBadgeW = 22 // " reconnecting in 59s " and the auth/error forms
-	boxNumW   = 9  // "MALFORMED"
-	boxLastW  = 8  // "15:04:05"
+	boxBadgeMax = 24 // " auth failed, retry in 29m59s "
+	boxLastW    = 8  // "15:04:05"
 )
 
-func boxLayoutFor(width int) boxLayout {
-	ly := boxLayout{badge: boxBadgeW, captured: true, malformed: true, errs: true, last: true}
+// boxCols are the counter columns: heading, and its width.
+var boxCols = [3]string{"CAPTURED", "MALFORMED", "CONN ERR"}
+
+// boxLayoutFor fits the columns to width; badge is the widest badge on
+// screen, so names get what states do not need.
+func boxLayoutFor(width, badge int) boxLayout {
+	ly := boxLayout{badge: min(max(badge, 6), boxBadgeMax), captured: true, malformed: true, errs: true, last: true}
 	fixed := func() int {
 		n := 1 + 1 + ly.badge // cursor, gap, badge
-		for _, on := range []bool{ly.captured, ly.malformed, ly.errs} {
+		for i, on := range []bool{ly.captured, ly.malformed, ly.errs} {
 			if on {
-				n += 1 + boxNumW
+				n += 1 + len(boxCols[i])
 			}
 		}
 		if ly.last {
@@ -218,22 +222,25 @@ func boxLayoutFor(width int) boxLayout {
 func (p *boxPanel) render(b *strings.Builder) {
 	st, pt, g := p.styles, p.paint, p.glyphs
 	width := p.width
-	ly := boxLayoutFor(width)
 	v := p.view()
 	sel := p.selected()
+	now := p.now()
+	n := p.rows()
+	badgeW := len(st.BadgeWrap[0]) + len("STATE")
+	for d := p.offset; d < min(p.offset+n, len(v)); d++ {
+		badgeW = max(badgeW, widthOf(st.BadgeWrap[0]+v[d].badge(now)+st.BadgeWrap[1]))
+	}
+	ly := boxLayoutFor(width, badgeW)
 
 	var h strings.Builder
 	h.WriteString(" ")
 	h.WriteString(pad("MAILBOX", ly.name))
 	h.WriteString(" ")
 	h.WriteString(pad(strings.Repeat(" ", len(st.BadgeWrap[0]))+"STATE", ly.badge))
-	for _, c := range []struct {
-		on    bool
-		label string
-	}{{ly.captured, "CAPTURED"}, {ly.malformed, "MALFORMED"}, {ly.errs, "CONN ERR"}} {
-		if c.on {
+	for i, on := range []bool{ly.captured, ly.malformed, ly.errs} {
+		if on {
 			h.WriteString(" ")
-			h.WriteString(fmt.Sprintf("%*s", boxNumW, c.label))
+			h.WriteString(boxCols[i])
 		}
 	}
 	if ly.last {
@@ -241,8 +248,6 @@ func (p *boxPanel) render(b *strings.Builder) {
 	}
 	pt.columns.to(b, pad(truncate(h.String(), width), width))
 
-	now := p.now()
-	n := p.rows()
 	if len(v) == 0 {
 		msg := "  No mailbox yet: waiting for the watcher."
 		if p.filter != "" {
@@ -265,12 +270,12 @@ func (p *boxPanel) render(b *strings.Builder) {
 			name := fit(bx.label, ly.name, g.Ellipsis)
 			badge := fit(st.BadgeWrap[0]+bx.badge(now)+st.BadgeWrap[1], ly.badge, g.Ellipsis)
 			line.Reset()
-			for _, c := range []struct {
+			for i, c := range []struct {
 				on bool
 				n  int64
 			}{{ly.captured, bx.capturedN()}, {ly.malformed, bx.malformedN()}, {ly.errs, bx.errors}} {
 				if c.on {
-					fmt.Fprintf(&line, " %*d", boxNumW, c.n)
+					fmt.Fprintf(&line, " %*d", len(boxCols[i]), c.n)
 				}
 			}
 			if ly.last {
