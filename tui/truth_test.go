@@ -2,6 +2,8 @@ package tui
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -278,5 +280,62 @@ func TestFilter_modeKeysAndRestore(t *testing.T) {
 	m = update(t, m, press("/"), press("x"), tea.KeyPressMsg{Code: 'g', Mod: tea.ModCtrl})
 	if m.filtering || m.list.filter != "" {
 		t.Errorf("the rebound cancel key did not cancel (filtering %v, filter %q)", m.filtering, m.list.filter)
+	}
+}
+
+// The detail view of a mail that forwards another: the forwarded From,
+// Date and Subject and, inline, its text indented; attachments after the
+// body under a heading; saved paths absolute like File:, which wraps at 50
+// columns instead of being cut.
+func TestDetail_forwardedAttachmentsAndPaths(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "a-rather-long-output-directory", "for-mail-json")
+	dir := filepath.Join(out, "acct", "INBOX")
+	saved := "acct/INBOX/1-0000000007/forwarded.eml"
+	if err := os.MkdirAll(filepath.Join(out, filepath.Dir(saved)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	inner := "From: Alice Example <alice@example.com>\r\nDate: Tue, 10 Jun 2025 09:15:00 +0200\r\nSubject: The plan for Q3\r\n" +
+		"\r\nThe plan is to ship in July.\r\nSecond line of the plan.\r\n"
+	if err := os.WriteFile(filepath.Join(out, saved), []byte(inner), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pdf := "acct/INBOX/1-0000000007/report.pdf"
+	rec := &record.Record{SchemaVersion: 1, ID: "acct/INBOX/1/7", Account: "acct", Mailbox: "INBOX", UIDValidity: 1, UID: 7,
+		Subject: "Fwd: The plan for Q3", From: []record.Address{{Name: "Bob", Address: "bob@example.com"}},
+		InternalDate: testNow, CapturedAt: testNow, Text: "FYI, see below.\n",
+		Attachments: []record.Attachment{
+			{Filename: "forwarded.eml", ContentType: "message/rfc822", Disposition: "inline", Size: int64(len(inner)), SavedAs: &saved},
+			{Filename: "report.pdf", ContentType: "application/pdf", Disposition: "attachment", Size: 2048, SavedAs: &pdf},
+		}}
+	rec.Normalize()
+	data, err := record.Append(nil, rec, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "1-0000000007.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := record.SummaryOf(rec, path)
+	m := update(t, NewModel(newFakeCtrl(), testOptions()), sizeMsg(50, 60),
+		statusMsg{at: testNow, st: []watcher.MailboxStatus{{Mailbox: mbox("acct", "INBOX"), State: watcher.StateIdle}}},
+		eventsMsg{events: []watcher.Event{watcher.Captured{Mailbox: mbox("acct", "INBOX"), Summary: sum, At: testNow}}},
+		press("enter"), loadDetail(path)())
+	s := plain(m)
+	checkFrame(t, m.View().Content, 50, 60)
+	for _, want := range []string{"Forwarded message", "From:    Alice Example <alice@example.com>",
+		"Subject: The plan for Q3", "    The plan is to ship in July.", "    Second line of the plan.", "Attachments (2):"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("detail view lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Index(s, "FYI, see below.") > strings.Index(s, "Attachments (2):") {
+		t.Errorf("attachments are listed before the body:\n%s", s)
+	}
+	flat := strings.Join(strings.Fields(s), "")
+	for _, p := range []string{path, filepath.Join(out, pdf)} {
+		if !strings.Contains(flat, p) {
+			t.Errorf("detail view does not show %s whole (absolute, wrapped):\n%s", p, s)
+		}
 	}
 }
