@@ -483,18 +483,36 @@ func (m *model) target() (string, bool) {
 	return r.box, true
 }
 
+// handleKey routes a key: the filter input takes every key while it has
+// focus; then the keys that work everywhere; then the active view's.
 func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
 	if msg.String() == "ctrl+c" {
 		return tea.Quit
 	}
 	if m.filtering {
 		return m.filterKey(msg)
 	}
+	if cmd, ok := m.globalKey(msg); ok {
+		return cmd
+	}
+	switch m.state {
+	case stateDetail:
+		return m.detailKey(msg)
+	case stateBoxes:
+		return m.boxesKey(msg)
+	case stateLogs:
+		return m.logsKey(msg)
+	}
+	return m.mailKey(msg)
+}
 
+// globalKey handles the keys of every view: quit, help, switching views,
+// and the controls.
+func (m *model) globalKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
+	k := m.keys
 	switch {
 	case key.Matches(msg, k.Quit):
-		return tea.Quit
+		return tea.Quit, true
 	case key.Matches(msg, k.Mailboxes) && m.state != stateLogs:
 		if m.state == stateBoxes {
 			m.state = stateList
@@ -504,17 +522,12 @@ func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		m.syncFilterInput()
 		m.layout()
-		return nil
 	case key.Matches(msg, k.Help):
 		m.help.ShowAll = !m.help.ShowAll
 		m.layout()
-		return nil
 	case key.Matches(msg, k.Logs):
 		if m.state == stateLogs {
-			m.state = stateList
-			if m.detail != nil {
-				m.state = stateDetail
-			}
+			m.leaveLogs()
 		} else {
 			m.state = stateLogs
 			m.unseenWarnings = 0
@@ -524,7 +537,18 @@ func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			m.logs.vp.GotoBottom()
 		}
 		m.layout()
-		return nil
+	case key.Matches(msg, k.Pause, k.PauseAll, k.Reconnect, k.ReconnectAll):
+		return m.controlKey(msg), true
+	default:
+		return nil, false
+	}
+	return nil, true
+}
+
+// controlKey is p, P, r and R: on the target mailbox, or every one.
+func (m *model) controlKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	switch {
 	case key.Matches(msg, k.Pause):
 		id, ok := m.target()
 		if !ok {
@@ -557,63 +581,76 @@ func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		m.requestReconnect(id)
 		return controlCmd(m.ctrl, "reconnecting", id)
-	case key.Matches(msg, k.ReconnectAll):
+	default: // ReconnectAll
 		m.requestReconnect("")
 		return controlCmd(m.ctrl, "reconnecting", "")
 	}
+}
 
-	switch m.state {
-	case stateDetail:
-		switch {
-		case key.Matches(msg, k.Back):
-			m.state = stateList
-			m.detail = nil
-			m.layout()
-		case key.Matches(msg, k.Raw):
-			m.detail.toggleRaw()
-		default:
-			scroll(&m.detail.vp, msg, k)
-		}
-		return nil
-	case stateBoxes:
-		switch {
-		case key.Matches(msg, k.Filter):
-			m.startFilter()
-			return m.filter.Focus()
-		case key.Matches(msg, k.Open):
-			// The mail of this mailbox: the list, filtered to it.
-			if b := m.boxes.selected(); b != nil {
-				m.state = stateList
-				m.list.setFilter(b.id.String())
-				m.syncFilterInput()
-				m.layout()
-			}
-		case key.Matches(msg, k.Back):
-			if m.boxes.filter != "" {
-				m.boxes.setFilter("")
-				m.syncFilterInput()
-			} else {
-				m.state = stateList
-				m.syncFilterInput()
-				m.layout()
-			}
-		default:
-			m.boxes.update(msg)
-		}
-		return nil
-	case stateLogs:
-		if key.Matches(msg, k.Back) {
-			m.state = stateList
-			if m.detail != nil {
-				m.state = stateDetail
-			}
-			m.layout()
-			return nil
-		}
-		scroll(&m.logs.vp, msg, k)
+// leaveLogs goes back to the view the log pane was opened from.
+func (m *model) leaveLogs() {
+	m.state = stateList
+	if m.detail != nil {
+		m.state = stateDetail
+	}
+}
+
+func (m *model) detailKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Back):
+		m.state = stateList
+		m.detail = nil
+		m.layout()
+	case key.Matches(msg, k.Raw):
+		m.detail.toggleRaw()
+	default:
+		scroll(&m.detail.vp, msg, k)
+	}
+	return nil
+}
+
+func (m *model) logsKey(msg tea.KeyPressMsg) tea.Cmd {
+	if key.Matches(msg, m.keys.Back) {
+		m.leaveLogs()
+		m.layout()
 		return nil
 	}
+	scroll(&m.logs.vp, msg, m.keys)
+	return nil
+}
 
+func (m *model) boxesKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Filter):
+		m.startFilter()
+		return m.filter.Focus()
+	case key.Matches(msg, k.Open):
+		// The mail of this mailbox: the list, filtered to it.
+		if b := m.boxes.selected(); b != nil {
+			m.state = stateList
+			m.list.setFilter(b.id.String())
+			m.syncFilterInput()
+			m.layout()
+		}
+	case key.Matches(msg, k.Back):
+		if m.boxes.filter != "" {
+			m.boxes.setFilter("")
+		} else {
+			m.state = stateList
+			m.layout()
+		}
+		m.syncFilterInput()
+	default:
+		m.boxes.update(msg)
+	}
+	return nil
+}
+
+// mailKey is the mail list's keys.
+func (m *model) mailKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
 	switch {
 	case key.Matches(msg, k.Open):
 		r := m.list.selectedRow()
