@@ -19,7 +19,7 @@ Usage:
   mailtap --once                  catch up every watched mailbox, write, exit 0 (cron)
   mailtap check                   validate config, connect, log in, examine; report; exit 0/1
   mailtap healthcheck             exit 0 iff the local status endpoint reports healthy
-  mailtap help | version          this text | the version
+  mailtap help | version          this text (also --help) | the version (also --version)
 
 Flags:
 `
