@@ -3,7 +3,6 @@ package mailparse
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"strings"
 	"sync"
@@ -175,43 +174,6 @@ func (m *errMemo) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// errPartHeaderTooBig stops a multipart reader that is reading a part
-// header without end.
-var errPartHeaderTooBig = errors.New("part header exceeds limit")
-
-// headerBudget sits under a go-message multipart reader. While armed
-// (only during NextPart, after the walker drained the previous part) it
-// counts the bytes the reader pulls in, which are a boundary line, a part
-// header and one buffer of look-ahead, and fails once they exceed the
-// limit: go-message's part headers are otherwise unbounded.
-type headerBudget struct {
-	r       io.Reader
-	armed   bool
-	used    int64
-	limit   int64
-	tripped bool
-}
-
-func (h *headerBudget) Read(p []byte) (int, error) {
-	if h.armed {
-		if h.used >= h.limit {
-			h.tripped = true
-			return 0, errPartHeaderTooBig
-		}
-		if rest := h.limit - h.used; int64(len(p)) > rest {
-			p = p[:rest]
-		}
-	}
-	n, err := h.r.Read(p)
-	if h.armed {
-		h.used += int64(n)
-	}
-	return n, err
-}
-
-func (h *headerBudget) arm()    { h.armed, h.used = true, 0 }
-func (h *headerBudget) disarm() { h.armed = false }
 
 // base64Reader decodes base64 (RFC 2045 §6.8) leniently and the same way
 // however the input is chunked (the standard library's decoder is strict,

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"sync"
 
 	"github.com/emersion/go-message/charset"
-	"github.com/emersion/go-message/textproto"
 )
 
 // DefaultMaxBodyBytes is used when ParseOptions.MaxBodyBytes is zero.
@@ -52,11 +50,10 @@ const (
 	// maxParseErrors is how many parse errors a record lists; one more
 	// entry says how many were left out.
 	maxParseErrors = 100
-	// maxPartHeaderBytes bounds a part's header (plus the preamble before
-	// the first part).
+	// maxPartHeaderBytes bounds a part's header.
 	maxPartHeaderBytes = 1 << 20
-	// maxBoundaryLen is far above RFC 2046's 70 but keeps go-message's 4 KiB
-	// look-ahead able to see a whole boundary line.
+	// maxBoundaryLen is far above RFC 2046's 70 but keeps a whole
+	// delimiter line within the scanner's 4 KiB look-ahead.
 	maxBoundaryLen = 1000
 )
 
@@ -324,98 +321,6 @@ func validMediaType(mt string) bool {
 		}
 	}
 	return strings.Count(mt, "/") == 1
-}
-
-// multipart walks the parts of a multipart entity with go-message's
-// multipart reader. The preamble is skipped here first: go-message fails
-// on a preamble line longer than its 4 KiB buffer, and when no boundary
-// line comes at all the body is shown as text instead.
-func (p *parser) multipart(e entity, mediatype, boundary string) {
-	pre := &capRecorder{r: e.body, max: p.max + 1}
-	br := getReader(&partReaders, pre)
-	defer putReader(&partReaders, br)
-	dash := []byte("--" + boundary)
-	var first []byte
-	for first == nil {
-		line, n, eol, err := readLine(br, int64(len(dash))+66, nil)
-		if p.stopped() {
-			return
-		}
-		if n == 0 && err != nil {
-			break
-		}
-		if t := bytes.TrimRight(line, " \t"); bytes.Equal(t, dash) ||
-			(len(t) == len(dash)+2 && bytes.HasPrefix(t, dash) && bytes.HasSuffix(t, []byte("--"))) {
-			first = append(line, eol...)
-		}
-		if err != nil {
-			break
-		}
-	}
-	if first == nil {
-		p.errorf("%s: %s has no boundary line %q; body kept as text", e.where(), mediatype, dash)
-		p.leaf(entity{get: func(string) string { return "" }, body: bytes.NewReader(pre.buf), raw: e.raw,
-			depth: e.depth, path: e.path, defaultType: "text/plain"}, "text/plain", nil)
-		return
-	}
-	pre.buf, pre.max = nil, 0
-
-	hb := &headerBudget{r: io.MultiReader(bytes.NewReader(first), br), limit: maxPartHeaderBytes + 16<<10}
-	mr := textproto.NewMultipartReader(hb, boundary)
-	childType := "text/plain"
-	if mediatype == "multipart/digest" {
-		childType = "message/rfc822" // RFC 2046 §5.1.5
-	}
-	for n := 1; ; n++ {
-		if p.stopped() {
-			return
-		}
-		hb.arm()
-		part, err := mr.NextPart()
-		hb.disarm()
-		if p.stopped() {
-			return
-		}
-		if err == io.EOF {
-			if n == 1 {
-				p.errorf("%s: %s has no parts", e.where(), mediatype)
-			}
-			return
-		}
-		if err != nil {
-			if hb.tripped {
-				p.errorf("%s: header of part %d larger than %d bytes; the rest of the multipart is skipped", e.where(), n, maxPartHeaderBytes)
-			} else {
-				p.errorf("%s: part %d: %v; the rest of the multipart is skipped", e.where(), n, err)
-			}
-			return
-		}
-
-		path := strconv.Itoa(n)
-		if e.path != "" {
-			path = e.path + "." + path
-		}
-		raw := &errMemo{r: part}
-		child := entity{get: part.Header.Get, body: raw, raw: raw, depth: e.depth + 1, path: path, defaultType: childType}
-		p.walk(child)
-		if p.stopped() {
-			return
-		}
-		// Drain what the leaf left after a decoding error, so that NextPart
-		// (whose header budget is armed) only reads the next header.
-		io.Copy(io.Discard, raw)
-		if p.stopped() {
-			return
-		}
-		if raw.err != nil {
-			if errors.Is(raw.err, io.ErrUnexpectedEOF) {
-				p.errorf("%s: message ends inside part %s (closing boundary of %s missing)", e.where(), path, mediatype)
-			} else {
-				p.errorf("%s: part %s: %v; the rest of the multipart is skipped", e.where(), path, raw.err)
-			}
-			return
-		}
-	}
 }
 
 // leaf handles a non-multipart entity (or one kept opaque): the first

@@ -999,6 +999,10 @@ func TestParse_hostileInputsStayLinear(t *testing.T) {
 		"rfc2231 sections":           head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Disposition: attachment" + rep("; f*1=x") + "\r\n\r\nx\r\n--b--\r\n",
 		"nested links":               head + "Content-Type: text/html\r\n\r\n" + strings.Repeat("<a href=x>", n/20) + "text" + strings.Repeat("</a>", n/20),
 		"tiny parts":                 head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + rep("--b\r\n\r\nx\r\n") + "--b--\r\n",
+		"doubled delimiters":         head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + rep("--b\r\n") + "--b--\r\n",
+		"delimiter padding":          head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b" + rep(" ") + "\r\ny\r\n--b--\r\n",
+		"broken folds":               head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n" + rep("x=y\r\n") + "\r\nbody\r\n--b--\r\n",
+		"near delimiters":            head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n" + rep("\r\n--b-") + "\r\n--b--\r\n",
 		"deep preamble":              head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + rep("no boundary here\r\n"),
 		"long boundary prefixes":     head + "Content-Type: multipart/mixed; boundary=" + strings.Repeat("b", 900) + "\r\n\r\n" + rep("\r\n--"+strings.Repeat("b", 899)+"X"),
 		"qp soft breaks":             head + "Content-Transfer-Encoding: quoted-printable\r\n\r\n" + rep("=\r\n"),
@@ -1044,10 +1048,28 @@ func TestParse_multipartEdgeCases(t *testing.T) {
 		{"only the final boundary", head + "--b--\r\n", 0, "", 0, "has no parts"},
 		{"part without header", head + "--b\r\n\r\nbare\r\n--b--\r\n", 0, "bare", 0, ""},
 		{"epilogue ignored", head + part("text/plain", "hi") + "--b--\r\nepilogue --b\r\n", 0, "hi", 0, ""},
-		{"malformed part header", head + part("text/plain", "kept") + "--b\r\nno colon here\r\n\r\nlost\r\n--b--\r\n", 0, "kept", 0, "part 2: "},
-		{"huge part header", head + part("text/plain", "kept") + "--b\r\n" + strings.Repeat("X-A: b\r\n", 200000) + "\r\nlost\r\n--b--\r\n", 0, "kept", 0, "header of part 2 larger than"},
-		{"inner multipart reusing the boundary", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n" + part("text/plain", "inner") + "--b--\r\n", 0, "", 1, "no boundary line"},
-		{"garbage after a boundary", head + part("text/plain", "hi") + "--b garbage\r\n\r\nx\r\n--b--\r\n", 0, "hi", 0, "part 2: "},
+		{"malformed part header", head + part("text/plain", "kept") + "--b\r\nno colon here\r\n\r\nnot lost\r\n--b--\r\n", 0, "kept", 1, "part 2: header line \"no colon here\" is not a field; skipped"},
+		{"huge part header", head + part("text/plain", "kept") + "--b\r\n" + strings.Repeat("X-A: b\r\n", 200000) + "\r\nnot lost\r\n--b--\r\n", 0, "kept", 1, "part 2: header larger than"},
+		{"inner multipart reusing the boundary", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n" + part("text/plain", "inner") + "--b--\r\n", 0, "inner", 0, "part 1: multipart/alternative is empty"},
+		{"doubled boundary line", head + "--b\r\n" + part("text/plain", "after") + part("image/png", "x") + "--b--\r\n", 0, "after", 1, "part 1 is empty"},
+		{"boundary then close", head + part("text/plain", "hi") + "--b\r\n--b--\r\n", 0, "hi", 0, "part 2 is empty"},
+		{"inner boundary extends the outer", "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n" +
+			"Content-Type: multipart/alternative; boundary=\"b1-1\"\r\n\r\n--b1-1\r\nContent-Type: text/plain\r\n\r\ninner text\r\n" +
+			"--b1-1\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b1-1--\r\n\r\n--b1\r\nContent-Type: image/png\r\n\r\npng\r\n--b1--\r\n", 0, "inner text", 1, ""},
+		{"outer boundary extends the inner", "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=\"b1-1\"\r\n\r\n--b1-1\r\n" +
+			"Content-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\ninner text\r\n" +
+			"--b1\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b1--\r\n\r\n--b1-1\r\nContent-Type: image/png\r\n\r\npng\r\n--b1-1--\r\n", 0, "inner text", 1, ""},
+		{"broken fold in a part header", head + "--b\r\nContent-Type: text/plain;\r\ncharset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\naGk=\r\n" + part("image/png", "x") + "--b--\r\n", 0, "hi", 1, "read as a fold"},
+		{"part body without a blank line", head + "--b\r\nContent-Type: text/plain\r\nthe body\r\n--b--\r\n", 0, "the body", 0, "read as the start of the body"},
+		{"part body without a blank line, two lines", head + "--b\r\nContent-Type: text/plain\r\nline 1\r\nline 2\r\n--b--\r\n", 0, "line 1\nline 2", 0, "read as the start of the body"},
+		{"delimiter at the end without a line break", head + part("text/plain", "hi") + "--b--", 0, "hi", 0, ""},
+		{"part header ends the message", head + part("text/plain", "hi") + "--b\r\nContent-Type: text/plain", 0, "hi", 0, "ends inside the header of part 2"},
+		{"empty nested alternative before the text", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 0, "part 1: multipart/alternative is empty"},
+		{"nested multipart with text but no boundary line", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\nstray text\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 1, "kept as an attachment"},
+		{"CR before a near-delimiter", head + part("text/plain", "a\r\n--bx\r\r\n--b\rx") + "--b--\r\n", 0, "a\n--bx\r\n--b\rx", 0, ""},
+		{"bare LF delimiters", "From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nlf text\n--b--\n", 0, "lf text", 0, ""},
+		// RFC 2046 §5.1.1: only linear whitespace may follow a delimiter.
+		{"garbage after a boundary", head + part("text/plain", "hi") + "--b garbage\r\n\r\nx\r\n--b--\r\n", 0, "hi\n--b garbage\n\nx", 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1061,6 +1083,13 @@ func TestParse_multipartEdgeCases(t *testing.T) {
 			}
 			if (tt.errPart == "") != (len(rec.ParseErrors) == 0) || (tt.errPart != "" && !hasErr(rec, tt.errPart)) {
 				t.Errorf("parse errors %q, want one containing %q", rec.ParseErrors, tt.errPart)
+			}
+			bytewise, err := Parse(iotest.OneByteReader(strings.NewReader(tt.raw)), ParseOptions{MaxBodyBytes: tt.max})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := marshalGolden(t, rec), marshalGolden(t, bytewise); !bytes.Equal(a, b) {
+				t.Errorf("record depends on read sizes:\n%s", lineDiff(string(a), string(b)))
 			}
 		})
 	}
