@@ -560,18 +560,28 @@ func (q *qpReader) escape() {
 
 // transferDecoder returns a reader of the decoded body for a
 // Content-Transfer-Encoding. Unknown encodings return the raw bytes and
-// known=false. b64 or qp is set for those encodings, to read their
-// problems afterwards.
-func transferDecoder(cte string, r io.Reader) (dec io.Reader, b64 *base64Reader, qp *qpReader, known bool) {
+// known=false.
+func transferDecoder(cte string, r io.Reader) (dec io.Reader, ds decoders, known bool) {
 	switch strings.ToLower(strings.Trim(strings.TrimSpace(cte), `"`)) {
 	case "", "7bit", "8bit", "binary", "7-bit", "8-bit":
-		return r, nil, nil, true
+		return r, ds, true
 	case "quoted-printable":
-		q := newQPReader(r)
-		return q, nil, q, true
+		ds.qp = newQPReader(r)
+		return ds.qp, ds, true
 	case "base64":
-		d := newBase64Reader(r)
-		return d, d, nil, true
+		ds.b64 = newBase64Reader(r)
+		return ds.b64, ds, true
+	case "x-uuencode", "uuencode", "x-uue", "uue":
+		ds.uu = newUUReader(r)
+		return ds.uu, ds, true
 	}
-	return r, nil, nil, false
+	return r, ds, false
+}
+
+// decoders are the transfer decoders of one part (at most one is set),
+// kept to read their problems afterwards.
+type decoders struct {
+	b64 *base64Reader
+	qp  *qpReader
+	uu  *uuReader
 }

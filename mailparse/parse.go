@@ -339,16 +339,19 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 	isAttachment := disp == "attachment" || filename != ""
 
 	body := e.body
-	var b64 *base64Reader
-	var qp *qpReader
+	var ds decoders
 	if !strings.HasPrefix(mediatype, "multipart/") {
 		cte := e.get("Content-Transfer-Encoding")
-		dec, f, q, known := transferDecoder(cte, e.body)
+		dec, d, known := transferDecoder(cte, e.body)
 		if !known {
 			p.errorf("%s: unknown Content-Transfer-Encoding %s; kept encoded", where, quoteShort(cte))
 		}
-		body, b64, qp = dec, f, q
-		defer releaseDecoders(b64, qp)
+		body, ds = dec, d
+		defer releaseDecoders(ds.b64, ds.qp)
+		if ds.uu != nil && filename == "" && ds.uu.name != "" {
+			filename = ds.uu.name // "begin 644 name"
+			isAttachment = true
+		}
 	}
 
 	var err error
@@ -372,7 +375,20 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 	if p.stopped() {
 		return
 	}
-	if b64 != nil {
+	if uu := ds.uu; uu != nil {
+		if uu.noBegin {
+			p.errorf("%s: uuencoded body has no \"begin\" line; decoded from its first data line", where)
+		}
+		if uu.bad > 0 {
+			p.errorf("%s: uuencoded body has %d line(s) that are not uuencode; skipped", where, uu.bad)
+		}
+		if !uu.begun {
+			p.errorf("%s: uuencoded body holds no uuencoded data", where)
+		} else if !uu.ended {
+			p.errorf("%s: uuencoded body ends without its \"end\" line", where)
+		}
+	}
+	if b64 := ds.b64; b64 != nil {
 		if b64.junk > 0 {
 			p.errorf("%s: base64 body has %d bytes outside the base64 alphabet; skipped", where, b64.junk)
 		}
@@ -383,7 +399,7 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 			p.errorf("%s: base64 body ends with an incomplete group", where)
 		}
 	}
-	if qp != nil && qp.bad > 0 {
+	if qp := ds.qp; qp != nil && qp.bad > 0 {
 		p.errorf("%s: quoted-printable body has %d malformed escape(s); kept as is", where, qp.bad)
 	}
 	// A failing raw reader is reported by the multipart walker; here only

@@ -384,7 +384,31 @@ func TestParse_expectations(t *testing.T) {
 			}
 		},
 		"unknown_encoding": func(t *testing.T, r *record.Record) {
-			if r.Text != "Text in a made-up transfer encoding." || !hasErr(r, `"x-uuencode"`) || !hasErr(r, `"x-bogus"`) {
+			if r.Text != "Text in a made-up transfer encoding." || hasErr(r, `"x-uuencode"`) || !hasErr(r, `"x-bogus"`) {
+				t.Errorf("text %q errors %q", r.Text, r.ParseErrors)
+			}
+			if a := r.Attachments; len(a) != 1 || a[0].Size != 3 || a[0].SHA256 != hexSHA256([]byte("abc")) {
+				t.Errorf("uuencoded attachment %+v", a)
+			}
+		},
+		"uuencode": func(t *testing.T, r *record.Record) {
+			data1 := make([]byte, 300)
+			for i := range data1 {
+				data1[i] = byte((i*37 + 11) % 256)
+			}
+			data3 := make([]byte, 256)
+			for i := range data3 {
+				data3[i] = byte(i)
+			}
+			want := []record.Attachment{
+				{Filename: "table.bin", ContentType: "application/octet-stream", Disposition: "attachment", Size: 300, SHA256: hexSHA256(data1)},
+				{Filename: "notes from the meeting.txt", ContentType: "text/plain", Size: 47, SHA256: hexSHA256([]byte("Meeting notes\nline two with trailing spaces   \n"))},
+				{Filename: "bytes.dat", ContentType: "application/octet-stream", Disposition: "attachment", Size: 256, SHA256: hexSHA256(data3)},
+			}
+			if !reflect.DeepEqual(r.Attachments, want) {
+				t.Errorf("attachments\n%+v\nwant\n%+v", r.Attachments, want)
+			}
+			if r.Text != "Three files, uuencoded the old way." || len(r.ParseErrors) != 0 {
 				t.Errorf("text %q errors %q", r.Text, r.ParseErrors)
 			}
 		},
