@@ -10,8 +10,8 @@ import (
 func TestUUReader(t *testing.T) {
 	tests := []struct {
 		name, in, want, file string
-		noBegin, ended     bool
-		bad                int64
+		noBegin, ended       bool
+		bad                  int64
 	}{
 		{"posix", "begin 644 abc.txt\n#86)C\n`\nend\n", "abc", "abc.txt", false, true, 0},
 		{"crlf and a preamble", "some text\r\nbegin 600 x y.bin\r\n#86)C\r\n`\r\nend\r\n", "abc", "x y.bin", false, true, 0},
