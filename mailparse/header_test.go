@@ -32,9 +32,16 @@ func TestDecodeWords(t *testing.T) {
 		{"=?ISO-2022-JP?B?GyRCMnE1RBsoQg==?=", "会議", 0},
 		{"=?utf-8?q?=FF?=", "ÿ", 0}, // invalid UTF-8 in a UTF-8 word, read as Windows-1252
 		{"=??q?x?=", "=??q?x?=", 0},
+		// Raw 8-bit bytes inside a Q word (forbidden by RFC 2047 §5).
+		{"=?iso-8859-1?q?Fr\xc3\xb6sche?=", "Frösche", 1},           // valid UTF-8: kept as such
+		{"=?iso-8859-1?q?Fr\xc3\xb6sche_=F6?=", "Frösche ö", 1},     // escapes still in the label's charset
+		{"=?iso-8859-1?q?caf\xe9?=", "café", 1},                     // not UTF-8: the label's charset
+		{"=?koi8-r?q?\xf0\xd2\xc9?=", "При", 1},                     // idem, a non-Latin charset
+		{"=?iso-8859-1?q?\xc3\xa9?= =?iso-8859-1?q?=E9?=", "éé", 1}, // joins its neighbours
+		{"=?utf-8?b?w6k=?= raw \xe9 text", "é raw é text", 0},       // outside words: Windows-1252 (headerText reports it)
 	}
 	for _, tt := range tests {
-		got, problems := decodeWords(tt.in)
+		got, problems, _ := decodeWords(tt.in)
 		if got != tt.want || len(problems) != tt.problems {
 			t.Errorf("decodeWords(%q) = %q %q; want %q with %d problems", tt.in, got, problems, tt.want, tt.problems)
 		}

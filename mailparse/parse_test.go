@@ -391,6 +391,25 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("uuencoded attachment %+v", a)
 			}
 		},
+		"encoded_word_raw_8bit": func(t *testing.T, r *record.Record) {
+			// UTF-8 bytes inside a Latin-1 Q word stay UTF-8; the =XX escapes
+			// beside them are still Latin-1; raw bytes that are not UTF-8
+			// are read in the word's charset.
+			if r.Subject != "Frösche und Kröten" || headerValue(r, "X-Latin") != "café crème" {
+				t.Errorf("subject %q x-latin %q", r.Subject, headerValue(r, "X-Latin"))
+			}
+			want := [][]record.Address{{{Name: "Jürgen Müller", Address: "j@example.de"}},
+				{{Name: "André", Address: "a@example.org"}, {Name: "Zoë", Address: "z@example.org"}}, {{Name: "café", Address: "c@example.org"}}}
+			if got := [][]record.Address{r.From, r.To, r.Cc}; !reflect.DeepEqual(got, want) {
+				t.Errorf("addresses %v", got)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"Prüfbericht.pdf"}) {
+				t.Errorf("filenames %q", got)
+			}
+			if !hasErr(r, `header "Subject": encoded word`) || !hasErr(r, "kept as UTF-8") || !hasErr(r, "read as iso-8859-1") {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
 		"uuencode": func(t *testing.T, r *record.Record) {
 			data1 := make([]byte, 300)
 			for i := range data1 {
