@@ -410,6 +410,18 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("errors %q", r.ParseErrors)
 			}
 		},
+		"charset_utf7": func(t *testing.T, r *record.Record) {
+			if r.Subject != "Grüße – 日本語" || r.From[0].Name != "Zoë Ünal" {
+				t.Errorf("subject %q from %v", r.Subject, r.From)
+			}
+			if r.Text != "Hallo Zoë,\n1 + 1 = 2, and 5 € for the café ☕.\nSee you – 日本語.\n" ||
+				r.HTML != "<p>Grüße aus Köln – <b>Ünal</b> + friends</p>\n" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"résumé 2024.txt"}) || len(r.ParseErrors) != 0 {
+				t.Errorf("filenames %q errors %q", got, r.ParseErrors)
+			}
+		},
 		"uuencode": func(t *testing.T, r *record.Record) {
 			data1 := make([]byte, 300)
 			for i := range data1 {
