@@ -518,8 +518,13 @@ func (p *parser) addressList(fields []rawField, name string) []record.Address {
 			}
 			continue
 		}
-		lenient := lenientAddresses(v)
-		p.errorf("header %q: %v; read leniently as %d address(es)", f.name, err, len(lenient))
+		// net/mail rejects comments inside an address, routes and
+		// some groups, which RFC 5322 allows: only what even §4 does
+		// not allow is a parse error.
+		lenient, loose := lenientAddresses(v)
+		if loose {
+			p.errorf("header %q: %v; read leniently as %d address(es)", f.name, err, len(lenient))
+		}
 		out = append(out, lenient...)
 	}
 	return out
@@ -541,90 +546,6 @@ func displayName(name string) string {
 func clean(s string) string {
 	s, _ = toUTF8(s)
 	return s
-}
-
-// lenientAddresses splits an address list that net/mail rejected: on
-// commas and semicolons outside quotes, comments and angle brackets; each
-// piece is parsed on its own, or else taken apart by hand.
-func lenientAddresses(v string) []record.Address {
-	var out []record.Address
-	for _, piece := range splitAddressList(v) {
-		piece = strings.TrimSpace(piece)
-		if piece == "" {
-			continue
-		}
-		// Drop a group name ("Team: a@b") when the colon comes before any
-		// address syntax.
-		if c := strings.IndexByte(piece, ':'); c >= 0 && !strings.ContainsAny(piece[:c], `<@"`) {
-			piece = strings.TrimSpace(piece[c+1:])
-			if piece == "" {
-				continue
-			}
-		}
-		if a, err := gomail.ParseAddress(piece); err == nil {
-			out = append(out, record.Address{Name: displayName(a.Name), Address: clean(a.Address)})
-			continue
-		}
-		dec, _ := headerText(piece)
-		var a record.Address
-		if lt := strings.LastIndexByte(dec, '<'); lt >= 0 {
-			addr := dec[lt+1:]
-			if gt := strings.IndexByte(addr, '>'); gt >= 0 {
-				addr = addr[:gt]
-			}
-			a.Address = strings.TrimSpace(addr)
-			a.Name = unquoteName(dec[:lt])
-		} else {
-			a.Address = strings.TrimSpace(strings.Trim(dec, `"`))
-		}
-		if a.Address == "" && a.Name == "" {
-			continue
-		}
-		out = append(out, a)
-	}
-	return out
-}
-
-func unquoteName(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
-		s = strings.ReplaceAll(s[1:len(s)-1], `\"`, `"`)
-		s = strings.ReplaceAll(s, `\\`, `\`)
-	} else {
-		s = strings.Trim(s, `"`) // an unbalanced quote
-	}
-	return strings.TrimSpace(s)
-}
-
-func splitAddressList(v string) []string {
-	var (
-		out         []string
-		start       int
-		inQuote     bool
-		angle, cmnt int
-	)
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '\\' && (inQuote || cmnt > 0):
-			i++
-		case c == '"' && cmnt == 0:
-			inQuote = !inQuote
-		case inQuote:
-		case c == '(':
-			cmnt++
-		case c == ')' && cmnt > 0:
-			cmnt--
-		case cmnt > 0:
-		case c == '<':
-			angle++
-		case c == '>' && angle > 0:
-			angle--
-		case (c == ',' || c == ';') && angle == 0:
-			out = append(out, v[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, v[start:])
 }
 
 // parseMsgIDs reads a msg-id list (Message-ID, In-Reply-To, References)

@@ -142,9 +142,27 @@ func TestLenientAddresses(t *testing.T) {
 		{`Team: x@y, z@w;`, []record.Address{{Name: "", Address: "x@y"}, {Name: "", Address: "z@w"}}},
 		{`=?utf-8?q?J=C3=B6rg?= <j@x> (comment, with comma)`, []record.Address{{Name: "Jörg", Address: "j@x"}}},
 		{`<>`, nil},
+		// RFC 5322 §3.4 comments, §4.4 obsolete syntax.
+		{`pete(his account)@silly.test(his host)`, []record.Address{{Name: "his host", Address: "pete@silly.test"}}},
+		{`Pete(A nice \) chap) <pete(his account)@silly.test(his host)>`, []record.Address{{Name: "Pete", Address: "pete@silly.test"}}},
+		{`(A comment) <x@y.test>`, []record.Address{{Name: "A comment", Address: "x@y.test"}}},
+		{`(comment only)`, nil},
+		{`(Empty list)(start)Hidden recipients  :(nobody(that I know))  ;`, nil},
+		{`<@route1,@route2:user@host.test>`, []record.Address{{Name: "", Address: "user@host.test"}}},
+		{`Name <@r1.example,@r2.example:u@h.example>, v@w.test`, []record.Address{{Name: "Name", Address: "u@h.example"}, {Name: "", Address: "v@w.test"}}},
+		{`A Group(Some people):Chris Jones <c@(Chris's host.)public.example>, joe@example.org, John <jdoe@one.test> (my dear friend); (the end of the group)`,
+			[]record.Address{{Name: "Chris Jones", Address: "c@public.example"}, {Name: "", Address: "joe@example.org"}, {Name: "John", Address: "jdoe@one.test"}}},
+		{`John Doe <jdoe@machine(comment).  example>`, []record.Address{{Name: "John Doe", Address: "jdoe@machine.example"}}},
+		{`"Joe & J. Harvey" <ddd @Org>, JJV @ BBN`, []record.Address{{Name: "Joe & J. Harvey", Address: "ddd@Org"}, {Name: "", Address: "JJV@BBN"}}},
+		{`john . q . public @ example . com`, []record.Address{{Name: "", Address: "john.q.public@example.com"}}},
+		{`John Smith john@example.com`, []record.Address{{Name: "John Smith", Address: "john@example.com"}}},
+		{`"john doe"@example.com (J)`, []record.Address{{Name: "J", Address: `"john doe"@example.com`}}},
+		{`Empty Group:;, (just a comment), a@b.test`, []record.Address{{Name: "", Address: "a@b.test"}}},
+		{`=?utf-8?q?Zo=C3=AB?= (=?utf-8?q?ignored?=) <z@x.test>`, []record.Address{{Name: "Zoë", Address: "z@x.test"}}},
+		{`<z@x.test> (=?utf-8?q?Zo=C3=AB?=)`, []record.Address{{Name: "Zoë", Address: "z@x.test"}}},
 	}
 	for _, tt := range tests {
-		if got := lenientAddresses(tt.in); !reflect.DeepEqual(got, tt.want) {
+		if got, _ := lenientAddresses(tt.in); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("lenientAddresses(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}

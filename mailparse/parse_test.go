@@ -422,6 +422,29 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("filenames %q errors %q", got, r.ParseErrors)
 			}
 		},
+		"address_comments": func(t *testing.T, r *record.Record) {
+			want := map[string][]record.Address{
+				"from":     {{Name: "Marta", Address: "marta@office.example"}},
+				"sender":   {{Name: "Marta Ortiz", Address: "marta@office.example"}},
+				"to":       {{Name: "Lee Wong", Address: "lee@dev.example"}, {Name: "", Address: "sam.k@dev.example"}, {Name: "Ana", Address: "ana@dev.example"}},
+				"cc":       nil,
+				"bcc":      nil,
+				"reply_to": {{Name: "", Address: "replies@office.example"}},
+			}
+			got := map[string][]record.Address{"from": r.From, "sender": r.Sender, "to": r.To, "cc": r.Cc, "bcc": r.Bcc, "reply_to": r.ReplyTo}
+			for k := range want {
+				if len(want[k]) == 0 && len(got[k]) == 0 {
+					continue
+				}
+				if !reflect.DeepEqual(got[k], want[k]) {
+					t.Errorf("%s = %v, want %v", k, got[k], want[k])
+				}
+			}
+			// All of it is RFC 5322 (with §4) but the Cc of only a comment.
+			if len(r.ParseErrors) != 1 || !hasErr(r, `header "Cc"`) {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
 		"uuencode": func(t *testing.T, r *record.Record) {
 			data1 := make([]byte, 300)
 			for i := range data1 {
