@@ -80,6 +80,7 @@ func (p *parser) multipart(e entity, mediatype, boundary string) {
 			depth:       e.depth + 1,
 			path:        path,
 			defaultType: childType,
+			parent:      mediatype,
 		}
 		p.walk(child)
 		if p.stopped() {

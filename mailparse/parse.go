@@ -254,6 +254,7 @@ type entity struct {
 	depth       int                      // multipart nesting
 	path        string                   // IMAP-style part number, "" for the message body
 	defaultType string                   // text/plain, or message/rfc822 in a digest
+	parent      string                   // media type of the enclosing multipart, "" for the message
 }
 
 func (e entity) where() string {
@@ -323,6 +324,24 @@ func validMediaType(mt string) bool {
 	return strings.Count(mt, "/") == 1
 }
 
+// isAttachment applies the body rule (docs/record.schema.json, README):
+// a part with disposition "attachment" is an attachment; so is one with a
+// file name, unless its disposition is explicitly "inline" and it is an
+// alternative of a multipart/alternative or no text or html body has been
+// chosen yet (a mailer that names the only text "notes.txt"). Everything
+// else is a body candidate: the first inline text/plain and text/html.
+func (p *parser) isAttachment(e entity, disp, filename string) bool {
+	switch {
+	case disp == "attachment":
+		return true
+	case filename == "":
+		return false
+	case disp == "inline":
+		return e.parent != "multipart/alternative" && (p.haveText || p.haveHTML)
+	}
+	return true
+}
+
 // leaf handles a non-multipart entity (or one kept opaque): the first
 // inline text/plain and text/html become the bodies, everything else is an
 // attachment.
@@ -336,7 +355,7 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 	if filename == "" {
 		filename = params["name"]
 	}
-	isAttachment := disp == "attachment" || filename != ""
+	isAttachment := p.isAttachment(e, disp, filename)
 
 	body := e.body
 	var ds decoders
@@ -350,7 +369,7 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 		defer releaseDecoders(ds.b64, ds.qp)
 		if ds.uu != nil && filename == "" && ds.uu.name != "" {
 			filename = ds.uu.name // "begin 644 name"
-			isAttachment = true
+			isAttachment = p.isAttachment(e, disp, filename)
 		}
 	}
 

@@ -445,6 +445,26 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("errors %q", r.ParseErrors)
 			}
 		},
+		"inline_named_text": func(t *testing.T, r *record.Record) {
+			// An explicitly inline text with a file name is the body while
+			// no body has been chosen; after that, and without "inline", a
+			// named part is a file.
+			if r.Text != "Shopping: milk, bread, coffee." || r.HTML != "" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"receipt.pdf", "later.txt", "readme.txt"}) || len(r.ParseErrors) != 0 {
+				t.Errorf("filenames %q errors %q", got, r.ParseErrors)
+			}
+		},
+		"inline_named_alternative": func(t *testing.T, r *record.Record) {
+			// Alternatives are bodies whatever their names.
+			if r.Text != "The report is attached." || r.HTML != "<p>The <b>report</b> is attached.</p>" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"report.txt"}) {
+				t.Errorf("filenames %q", got)
+			}
+		},
 		"uuencode": func(t *testing.T, r *record.Record) {
 			data1 := make([]byte, 300)
 			for i := range data1 {
