@@ -465,6 +465,18 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("filenames %q", got)
 			}
 		},
+		"unnamed_attachments": func(t *testing.T, r *record.Record) {
+			// The parser keeps the empty names; jsonstore names the saved
+			// files from the media type (TestStore_unnamedAttachmentsGetExtensions).
+			var got []string
+			for _, a := range r.Attachments {
+				got = append(got, a.Filename+"|"+a.ContentType)
+			}
+			want := []string{"|text/calendar", "|image/png", "|message/rfc822", "|application/x-never-heard-of"}
+			if !reflect.DeepEqual(got, want) || r.Text != "Three parts without a file name follow." {
+				t.Errorf("attachments %q text %q", got, r.Text)
+			}
+		},
 		"uuencode": func(t *testing.T, r *record.Record) {
 			data1 := make([]byte, 300)
 			for i := range data1 {
