@@ -64,7 +64,7 @@ func (p *parser) multipart(e entity, mediatype, boundary string) {
 			return
 		}
 		if h.delimiter && h.lines == 0 {
-			p.errorf("%s: part %s is empty (two boundary lines in a row); skipped", e.where(), path)
+			p.errorf("part %s is empty (two boundary lines in a row); skipped", path)
 			continue
 		}
 		body := &partBody{s: s, start: true, prefix: h.prefix, pendEOL: h.pendEOL}
@@ -477,11 +477,19 @@ func (s *boundaryScanner) readHeader() (h partHeader) {
 			problem("header larger than %d bytes; its later fields were dropped", maxPartHeaderBytes)
 			continue
 		}
+		if first && (line[0] == ' ' || line[0] == '\t') {
+			if t := bytes.TrimLeft(line, " \t"); isFieldLine(t) {
+				// Indented, but a field: read as one (its text is not a
+				// continuation of anything).
+				problem("header starts with an indented line %s; read as a field", quoteShort(line))
+				line = t
+			} else {
+				problem("header starts with a continuation line %s; skipped", quoteShort(line))
+				continue
+			}
+		}
 		switch {
 		case line[0] == ' ' || line[0] == '\t':
-			if cur == nil && !dropping && first {
-				problem("header starts with a continuation line %s; skipped", quoteShort(line))
-			}
 			addLine(line)
 		case isFieldLine(line):
 			flush()

@@ -375,12 +375,15 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 
 	var err error
 	switch {
+	// A body that is empty or only whitespace does not hold its place:
+	// the next candidate of its type replaces it (an empty text/plain
+	// alternative must not push the real text into attachments).
 	case mediatype == "text/plain" && !isAttachment && !p.haveText:
-		p.haveText = true
 		p.rec.Text, err = p.readText(body, params["charset"], mediatype, where)
+		p.haveText = strings.TrimSpace(p.rec.Text) != ""
 	case mediatype == "text/html" && !isAttachment && !p.haveHTML:
-		p.haveHTML = true
 		p.rec.HTML, err = p.readText(body, params["charset"], mediatype, where)
+		p.haveHTML = strings.TrimSpace(p.rec.HTML) != ""
 	default:
 		cid := strings.TrimSpace(clean(e.get("Content-Id")))
 		cid = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(cid, "<"), ">"))

@@ -477,6 +477,66 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("attachments %q text %q", got, r.Text)
 			}
 		},
+		"boundary_doubled": func(t *testing.T, r *record.Record) {
+			// Each doubled delimiter gives an empty part, skipped; nothing after it is lost.
+			if r.Text != "The report is attached; two boundary lines came in a row before this part." || r.HTML != "<p>The report is attached.</p>" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"report.pdf"}) || r.Attachments[0].Size != 111 {
+				t.Errorf("attachments %+v", r.Attachments)
+			}
+			want := []string{"part 1 is empty (two boundary lines in a row); skipped", "part 2.2 is empty (two boundary lines in a row); skipped",
+				"part 3 is empty (two boundary lines in a row); skipped", "part 5 is empty (two boundary lines in a row); skipped"}
+			if !reflect.DeepEqual(r.ParseErrors, want) {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
+		"part_header_broken_fold": func(t *testing.T, r *record.Record) {
+			// Folds that lost their whitespace are read as folds, so the
+			// charset, the names and the parts after them survive.
+			if r.Text != "Grüße, the scan is attached." {
+				t.Errorf("text %q", r.Text)
+			}
+			var got []string
+			for _, a := range r.Attachments {
+				got = append(got, fmt.Sprintf("%s|%s|%s|%s|%d", a.Filename, a.ContentType, a.Disposition, a.ContentID, a.Size))
+			}
+			want := []string{"Scan 2024-03-25.pdf|application/pdf|attachment||111", "totals.csv|text/csv|attachment||21", "logo.png|image/png|inline|logo@example.com|70"}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("attachments %q", got)
+			}
+			if !hasErr(r, `part 2: header line "filename=\"Scan 2024-03-25.pdf\"" continues a field`) || !hasErr(r, "part 3: header starts with an indented line") {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
+		"nested_prefix_boundary_outer_first": func(t *testing.T, r *record.Record) {
+			// b1 > b1-1 > b1-1-1: "--b1-1" is no delimiter of "b1".
+			if r.Text != "Spring news: the garden opens on Saturday." || !strings.Contains(r.HTML, `<img src="cid:flower">`) {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if a := r.Attachments; len(a) != 2 || a[0].ContentID != "flower" || a[0].Size != 70 || a[1].Filename != "opening.ics" || len(r.ParseErrors) != 0 {
+				t.Errorf("attachments %+v errors %q", a, r.ParseErrors)
+			}
+		},
+		"nested_prefix_boundary_inner_first": func(t *testing.T, r *record.Record) {
+			// =_abc_2 > =_abc: "--=_abc_2" is no delimiter of "=_abc".
+			if r.Text != "Your order 1234 has shipped." || r.HTML != "<p>Your order <b>1234</b> has shipped.</p>" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"invoice-1234.pdf"}) || len(r.ParseErrors) != 0 {
+				t.Errorf("filenames %q errors %q", got, r.ParseErrors)
+			}
+		},
+		"empty_nested_multipart": func(t *testing.T, r *record.Record) {
+			// A blank multipart, one with no parts and one whose only
+			// text is blank give no body; the real text after them is chosen.
+			if r.Text != "Name: Ada\nMessage: the real text comes after three empty multiparts." || r.HTML != "<p>Name: Ada</p>" || len(r.Attachments) != 0 {
+				t.Errorf("text %q html %q attachments %+v", r.Text, r.HTML, r.Attachments)
+			}
+			if !hasErr(r, `part 1: multipart/alternative is empty`) || !hasErr(r, "part 2: multipart/related has no parts") {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
 		"uuencode": func(t *testing.T, r *record.Record) {
 			data1 := make([]byte, 300)
 			for i := range data1 {
