@@ -284,6 +284,7 @@ type partBody struct {
 	prefix  []byte // body bytes the header reader took (a body with no blank line before it)
 	pendEOL string // the line break after prefix, given only if no delimiter follows
 	start   bool   // at a line start not preceded by a held-back line break
+	safe    int    // buffered bytes already known to be content
 	done    bool
 	err     error
 }
@@ -306,6 +307,14 @@ func (b *partBody) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	s := b.s
+	if b.safe > 0 {
+		// Scanned by an earlier Read whose p was too short for them.
+		buf, _ := s.br.Peek(b.safe)
+		n := copy(p, buf)
+		s.br.Discard(n)
+		b.safe -= n
+		return n, nil
+	}
 	for {
 		if b.start {
 			ok, err := s.delimiterAt(0)
@@ -376,6 +385,7 @@ func (b *partBody) Read(p []byte) (int, error) {
 		}
 		n := copy(p, buf[:end])
 		s.br.Discard(n)
+		b.safe = end - n
 		return n, nil
 	}
 }
