@@ -141,9 +141,9 @@ func cutUTF8(s string, n int) string {
 }
 
 // srcReader wraps the message source and remembers its first error other
-// than io.EOF. go-message folds read errors into its own ("multipart:
-// NextPart: %v"), so Parse asks this reader, not an error chain, whether
-// the source itself failed.
+// than io.EOF. Decoders and charset readers may wrap or replace read
+// errors, so Parse asks this reader, not an error chain, whether the
+// source itself failed.
 type srcReader struct {
 	r   io.Reader
 	err error

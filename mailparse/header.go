@@ -49,7 +49,7 @@ func (p *parser) readTopHeader(br *bufio.Reader) (fields []rawField, rest []byte
 			cur, curValue = nil, curValue[:0] // the string is a copy; reuse the bytes
 		}
 	}
-	// addLine unfolds the way go-message does for part headers: each
+	// addLine unfolds as part headers are (multipart.go): each
 	// physical line is trimmed and the non-empty ones are joined by one
 	// space, so a fold reads as a space whatever whitespace surrounded it.
 	addLine := func(l []byte) {

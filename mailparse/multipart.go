@@ -22,7 +22,18 @@ import (
 // is kept (as the text of a message whose only body it is, else as an
 // attachment of its multipart type).
 func (p *parser) multipart(e entity, mediatype, boundary string) {
-	br := getReader(&partReaders, e.body)
+	body := e.body
+	// RFC 2045 §6.4 forbids encoding a multipart, but some mailers
+	// base64-encode one anyway; its delimiters are then only in the
+	// decoded bytes.
+	switch cte := strings.ToLower(strings.TrimSpace(e.get("Content-Transfer-Encoding"))); cte {
+	case "base64", "quoted-printable":
+		dec, ds, _ := transferDecoder(cte, body)
+		defer releaseDecoders(ds.b64, ds.qp)
+		p.errorf("%s: %s with Content-Transfer-Encoding %s (not allowed for multiparts); decoded", e.where(), mediatype, cte)
+		body = dec
+	}
+	br := getReader(&partReaders, body)
 	defer putReader(&partReaders, br)
 	s := newBoundaryScanner(br, boundary)
 

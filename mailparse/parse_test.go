@@ -1238,6 +1238,7 @@ func TestParse_multipartEdgeCases(t *testing.T) {
 		{"nested multipart with text but no boundary line", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\nstray text\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 1, "kept as an attachment"},
 		{"CR before a near-delimiter", head + part("text/plain", "a\r\n--bx\r\r\n--b\rx") + "--b--\r\n", 0, "a\n--bx\r\n--b\rx", 0, ""},
 		{"bare LF delimiters", "From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nlf text\n--b--\n", 0, "lf text", 0, ""},
+		{"base64-encoded multipart", "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\nContent-Transfer-Encoding: base64\r\n\r\nLS1iDQpDb250ZW50LVR5cGU6IHRleHQvcGxhaW4NCg0KZW5jb2RlZCBtdWx0aXBhcnQNCi0tYg0KQ29udGVudC1UeXBlOiBpbWFnZS9wbmcNCg0KcG5nDQotLWItLQ0K\r\n", 0, "encoded multipart", 1, "not allowed for multiparts"},
 		// RFC 2046 §5.1.1: only linear whitespace may follow a delimiter.
 		{"garbage after a boundary", head + part("text/plain", "hi") + "--b garbage\r\n\r\nx\r\n--b--\r\n", 0, "hi\n--b garbage\n\nx", 0, ""},
 	}
