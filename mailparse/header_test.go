@@ -208,3 +208,14 @@ func TestParseDate(t *testing.T) {
 		}
 	}
 }
+
+func TestContentID(t *testing.T) {
+	for in, want := range map[string]string{
+		"<logo@x>": "logo@x", " <logo@x> (comment)": "logo@x", "logo@x": "logo@x",
+		">00": "00", "<>00": "00", "<a<b>": "ab", "": "",
+	} {
+		if got := contentID(in); got != want {
+			t.Errorf("contentID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

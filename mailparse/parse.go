@@ -324,6 +324,19 @@ func validMediaType(mt string) bool {
 	return strings.Count(mt, "/") == 1
 }
 
+// contentID reads a Content-ID (RFC 2045 §7, a msg-id) without its angle
+// brackets: what is inside the first non-empty "<…>", else the whole value; stray
+// brackets are dropped, since "cid:" URLs cannot hold them.
+func contentID(v string) string {
+	v = strings.TrimSpace(clean(v))
+	if lt := strings.IndexByte(v, '<'); lt >= 0 {
+		if gt := strings.IndexByte(v[lt+1:], '>'); gt > 0 {
+			v = v[lt+1 : lt+1+gt]
+		}
+	}
+	return strings.TrimSpace(strings.NewReplacer("<", "", ">", "").Replace(v))
+}
+
 // isAttachment applies the body rule (docs/record.schema.json, README):
 // a part with disposition "attachment" is an attachment; so is one with a
 // file name, unless its disposition is explicitly "inline" and it is an
@@ -385,8 +398,7 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 		p.rec.HTML, err = p.readText(body, params["charset"], mediatype, where)
 		p.haveHTML = strings.TrimSpace(p.rec.HTML) != ""
 	default:
-		cid := strings.TrimSpace(clean(e.get("Content-Id")))
-		cid = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(cid, "<"), ">"))
+		cid := contentID(e.get("Content-Id"))
 		err = p.attachment(body, record.Attachment{
 			Filename:    clean(filename),
 			ContentType: mediatype,
