@@ -155,6 +155,9 @@ func TestCyrus_idle(t *testing.T) {
 				}
 				w.waitExists(t, 1)
 			}
+			if tt.opts.Idled && strings.Contains(c.Log(), "Falling back to polling") {
+				t.Error("imapd did not reach idled")
+			}
 		})
 	}
 }
