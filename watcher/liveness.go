@@ -149,11 +149,11 @@ func (c *contactCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, st := range src() {
-		if st.LastServerContact.IsZero() {
-			continue
+		v := 0.0 // like every series, present from the start (README)
+		if !st.LastServerContact.IsZero() {
+			v = float64(st.LastServerContact.UnixNano()) / 1e9
 		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue,
-			float64(st.LastServerContact.UnixNano())/1e9, st.Mailbox.Account, st.Mailbox.Mailbox)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, st.Mailbox.Account, st.Mailbox.Mailbox)
 	}
 }
 

@@ -78,10 +78,19 @@ func TestMetrics_lastServerContact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	present := false
 	for _, f := range families {
-		if f.GetName() == "mailtap_last_server_contact_timestamp_seconds" && len(f.GetMetric()) > 0 {
-			t.Errorf("series before any contact: %v", f)
+		if f.GetName() == "mailtap_last_server_contact_timestamp_seconds" {
+			for _, mt := range f.GetMetric() {
+				present = true
+				if v := mt.GetGauge().GetValue(); v != 0 {
+					t.Errorf("before any contact: %v, want 0", v)
+				}
+			}
 		}
+	}
+	if !present {
+		t.Error("no series before the first contact")
 	}
 	at := time.Unix(1_800_000_000, 500_000_000)
 	m.sessions[0].contact.Store(at.UnixNano())

@@ -1,7 +1,6 @@
 package watcher_test
 
 import (
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -69,18 +68,6 @@ func (c *fakeClock) nextTimer(t *testing.T) *fakeTimer {
 		t.Fatal("the session asked for no wait")
 		return nil
 	}
-}
-
-// closedPort is a loopback port with nothing listening: every connect is
-// refused at once.
-func closedPort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
 }
 
 // Pressing r (or POST /api/reconnect) while waiting must reconnect now and
