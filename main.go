@@ -118,6 +118,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	if cmd == "sinks" || cmd == "replay" { // sinkcmd.go: flags of their own
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runSinkCommand(ctx, cmd, args, stdout, stderr)
+	}
 	f, rest, err := parseFlags("mailtap", args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -255,6 +260,11 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	sinkMgr, err := startSinks(runCtx, cfg, store, reg, log, &wg)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailtap:", err)
+		return exitUsage
+	}
 
 	if cfg.HTTP.Addr != "" && !f.once {
 		token, err := cfg.HTTP.Token()
@@ -262,7 +272,7 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "mailtap:", err)
 			return exitUsage
 		}
-		srv, err := statusweb.New(mgr, statusweb.Options{Addr: cfg.HTTP.Addr, Token: token, Gatherer: reg, Logger: log, Version: version})
+		srv, err := statusweb.New(mgr, statusweb.Options{Addr: cfg.HTTP.Addr, Token: token, Gatherer: reg, Logger: log, Version: version, Sinks: sinkMgr.StatusFunc()})
 		if err != nil {
 			fmt.Fprintln(stderr, "mailtap:", err)
 			return exitUsage
@@ -290,7 +300,7 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	}()
 
 	if useTUI {
-		if err := tui.Run(runCtx, mgr, tui.Options{Out: store.Dir(), Logs: logBuf, Version: version}); err != nil {
+		if err := tui.Run(runCtx, mgr, tui.Options{Out: store.Dir(), Logs: logBuf, Version: version, Sinks: sinkMgr.StatusFunc()}); err != nil {
 			log.Error("tui", "err", err)
 		}
 		cancel() // the user quit: finish the record in flight, checkpoint, exit

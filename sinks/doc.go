@@ -7,8 +7,10 @@
 // record files from disk, so the backlog lives on disk and memory stays
 // bounded whatever the receiver does. Each sink keeps its own cursor in
 // <out>/.mailtap/sinks/<name>/cursor.json, advanced only past records that
-// were delivered or dead-lettered (dead.jsonl); a crash re-delivers at most
-// the records in its window (2×concurrency). The store wakes the sinks
+// were delivered or dead-lettered (dead.jsonl), with the list of records
+// finished ahead of it; it is saved after every delivery (group commit), so
+// a crash re-delivers only the deliveries in flight or finished during the
+// last save. The store wakes the sinks
 // after each commit without waiting for them (a one-slot channel), and they
 // poll as a fallback, so capture never waits for a sink.
 package sinks

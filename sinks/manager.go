@@ -154,3 +154,12 @@ func (m *Manager) Status() []Status {
 	}
 	return out
 }
+
+// StatusFunc is m.Status, or nil for a nil Manager (no sinks configured),
+// as the UIs' options want it.
+func (m *Manager) StatusFunc() func() []Status {
+	if m == nil {
+		return nil
+	}
+	return m.Status
+}

@@ -19,6 +19,11 @@ import (
 // mark it failing rather than retrying.
 const failingAfter = 10 * time.Minute
 
+// maxWindow bounds how far a sink with concurrency > 1 reads ahead of its
+// oldest unfinished record; the cursor file lists the finished ones among
+// them (Ahead), so the window costs memory, not re-deliveries.
+const maxWindow = 1024
+
 // pollInterval is the fallback when no notification arrives (a missed
 // wake-up, another writer): the journal end is looked at this often.
 const pollInterval = 2 * time.Second
@@ -37,6 +42,7 @@ type sink struct {
 	log      *slog.Logger
 	m        *Metrics
 	window   int
+	skip     map[uint64]bool // Ahead of the loaded cursor: done before a restart
 	base     time.Duration
 	rnd      func() float64
 
@@ -55,17 +61,22 @@ type sink struct {
 }
 
 type slot struct {
-	e    jsonstore.JournalEntry
-	next jsonstore.JournalPos // position after e
-	done bool
+	e        jsonstore.JournalEntry
+	next     jsonstore.JournalPos // position after e
+	done     bool
+	attempts int // owned by whoever holds the slot: a worker or its timer
 }
 
 func newSink(cfg config.Sink, out string, d deliverer, src Source, o *Options) (*sink, error) {
 	s := &sink{cfg: cfg, out: out, dir: StateDir(out, cfg.Name), d: d, src: src, clock: o.Clock, log: o.Logger.With("sink", cfg.Name),
 		m: o.Metrics, base: o.BaseBackoff, rnd: o.Jitter, saved: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
+	// With concurrency 1, one record at a time: strict journal order.
+	// With more, deliveries may run up to maxWindow entries ahead of the
+	// oldest unfinished one (one being retried), so that a record that
+	// fails does not hold the others back.
 	s.window = 1
 	if cfg.Concurrency > 1 {
-		s.window = 2 * cfg.Concurrency
+		s.window = maxWindow
 	}
 	for _, p := range cfg.Mailboxes {
 		mp, err := config.CompileMailboxPattern(p)
@@ -92,6 +103,10 @@ func newSink(cfg config.Sink, out string, d deliverer, src Source, o *Options) (
 		s.log.Info("sink starts at the end of the journal", "seq", cur.Pos.Seq)
 	}
 	s.cur = cur
+	s.skip = map[uint64]bool{}
+	for _, q := range cur.Ahead {
+		s.skip[q] = true
+	}
 	s.end = src.JournalEnd().Seq
 	s.dead = countDead(s.dir)
 	return s, nil
@@ -113,13 +128,32 @@ func (s *sink) matches(e jsonstore.JournalEntry) bool {
 // run delivers until ctx ends; the cursor is saved before it returns.
 func (s *sink) run(ctx context.Context) {
 	jobs := make(chan *slot)
-	var wg sync.WaitGroup
+	// A record waiting for its retry does not hold a worker: a timer
+	// goroutine (one per waiting record, at most the window) hands it
+	// back through retries when its backoff is over.
+	retries := make(chan *slot)
+	var wg, waiters sync.WaitGroup
 	for range s.cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for sl := range jobs {
-				s.work(ctx, sl)
+			for {
+				var sl *slot
+				select {
+				case sl = <-retries:
+				case j, ok := <-jobs:
+					if !ok {
+						return
+					}
+					sl = j
+				}
+				if wait, again := s.work(ctx, sl); again {
+					waiters.Add(1)
+					go func() {
+						defer waiters.Done()
+						s.waitRetry(ctx, sl, wait, retries)
+					}()
+				}
 			}
 		}()
 	}
@@ -131,6 +165,7 @@ func (s *sink) run(ctx context.Context) {
 	s.read(ctx, jobs)
 	close(jobs)
 	wg.Wait()
+	waiters.Wait()
 	<-persistDone
 	s.mu.Lock()
 	s.stopped = true
@@ -197,7 +232,11 @@ func (s *sink) read(ctx context.Context, jobs chan<- *slot) {
 			case <-s.freed:
 			}
 		}
-		if !s.matches(e) {
+		s.mu.Lock()
+		done := s.skip[e.Seq]
+		delete(s.skip, e.Seq)
+		s.mu.Unlock()
+		if done || !s.matches(e) {
 			s.finish(sl)
 			continue
 		}
@@ -218,41 +257,50 @@ func (s *sink) lastDispatched() jsonstore.JournalPos {
 	return s.cur.Pos
 }
 
-// work delivers one record, retrying until it is delivered, dead-lettered
-// or ctx ends.
-func (s *sink) work(ctx context.Context, sl *slot) {
+// work makes one attempt at a record: it is then delivered, dead-lettered,
+// or (again) to be retried after wait.
+func (s *sink) work(ctx context.Context, sl *slot) (wait time.Duration, again bool) {
 	e := sl.e
-	abs := filepath.Join(s.out, filepath.FromSlash(e.Path))
-	for attempt := 1; ctx.Err() == nil; attempt++ {
-		res := s.attempt(ctx, e, abs, attempt)
-		if ctx.Err() != nil {
-			return // shutting down: the cursor stays before it
-		}
-		if res.err == nil {
-			s.m.deliveries.WithLabelValues(s.cfg.Name, resultDelivered).Inc()
-			s.delivered(sl)
-			return
-		}
-		giveUp := res.permanent || (s.cfg.MaxAttempts > 0 && attempt >= s.cfg.MaxAttempts)
-		if giveUp {
-			s.m.deliveries.WithLabelValues(s.cfg.Name, resultDead).Inc()
-			s.deadLetter(ctx, sl, res, attempt)
-			return
-		}
-		s.m.deliveries.WithLabelValues(s.cfg.Name, resultRetry).Inc()
-		wait := backoff(attempt, s.base, s.cfg.MaxBackoff.Duration, s.rnd)
-		if res.retryAfter > 0 {
-			wait = res.retryAfter
-		}
-		s.failed(res.err, wait)
-		s.log.Warn("delivery failed; will retry", "id", e.ID, "attempt", attempt, "status", res.status, "retry_in", wait.Round(time.Millisecond), "err", res.err)
-		select {
-		case <-ctx.Done():
-		case <-s.clock.After(wait):
-		}
+	sl.attempts++
+	res := s.attempt(ctx, e, filepath.Join(s.out, filepath.FromSlash(e.Path)), sl.attempts)
+	if ctx.Err() != nil {
+		return 0, false // shutting down: the cursor stays before it
+	}
+	if res.err == nil {
+		s.m.deliveries.WithLabelValues(s.cfg.Name, resultDelivered).Inc()
+		s.delivered(sl)
+		return 0, false
+	}
+	if res.permanent || (s.cfg.MaxAttempts > 0 && sl.attempts >= s.cfg.MaxAttempts) {
+		s.m.deliveries.WithLabelValues(s.cfg.Name, resultDead).Inc()
+		s.deadLetter(ctx, sl, res, sl.attempts)
+		return 0, false
+	}
+	s.m.deliveries.WithLabelValues(s.cfg.Name, resultRetry).Inc()
+	wait = backoff(sl.attempts, s.base, s.cfg.MaxBackoff.Duration, s.rnd)
+	if res.retryAfter > 0 {
+		wait = res.retryAfter
+	}
+	s.failed(res.err, wait)
+	s.log.Warn("delivery failed; will retry", "id", e.ID, "attempt", sl.attempts, "status", res.status, "retry_in", wait.Round(time.Millisecond), "err", res.err)
+	return wait, true
+}
+
+// waitRetry hands sl back to the workers once wait has passed.
+func (s *sink) waitRetry(ctx context.Context, sl *slot, wait time.Duration, retries chan<- *slot) {
+	defer func() {
 		s.mu.Lock()
 		s.retrying--
 		s.mu.Unlock()
+	}()
+	select {
+	case <-ctx.Done():
+		return
+	case <-s.clock.After(wait):
+	}
+	select {
+	case <-ctx.Done():
+	case retries <- sl:
 	}
 }
 
@@ -326,13 +374,13 @@ func (s *sink) finish(sl *slot) {
 		s.pending = s.pending[1:]
 		moved = true
 	}
+	s.dirty = true
 	if moved {
-		s.dirty = true
 		s.m.backlog.WithLabelValues(s.cfg.Name).Set(float64(s.backlogLocked()))
 	}
 	s.mu.Unlock()
+	nudge(s.saved)
 	if moved {
-		nudge(s.saved)
 		nudge(s.freed)
 	}
 }
@@ -403,6 +451,16 @@ func (s *sink) flush() {
 		return
 	}
 	c := s.cur
+	c.Ahead = nil
+	for _, sl := range s.pending {
+		if sl.done {
+			c.Ahead = append(c.Ahead, sl.e.Seq)
+		}
+	}
+	// Entries skipped at start but not reached yet stay listed.
+	for q := range s.skip {
+		c.Ahead = append(c.Ahead, q)
+	}
 	c.UpdatedAt = s.clock.Now().UTC()
 	s.dirty = false
 	s.mu.Unlock()

@@ -23,6 +23,9 @@ func StateDir(out, sink string) string { return filepath.Join(out, ".mailtap", "
 type cursorFile struct {
 	Version         int                  `json:"version"`
 	Pos             jsonstore.JournalPos `json:"pos"`
+	// Ahead lists the entries past Pos already delivered (or dead-lettered)
+	// while an older one was still being retried: a restart skips them.
+	Ahead []uint64 `json:"ahead,omitempty"`
 	UpdatedAt       time.Time            `json:"updated_at"`
 	Delivered       int64                `json:"delivered"` // total, all runs
 	LastDelivery    time.Time            `json:"last_delivery,omitzero"`

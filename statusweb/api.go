@@ -48,6 +48,7 @@ type statusJSON struct {
 	TokenRequired bool          `json:"token_required"`
 	Mailboxes     []mailboxJSON `json:"mailboxes"`
 	Recent        []recentItem  `json:"recent"` // newest first
+	Sinks         []sinkJSON    `json:"sinks"`
 }
 
 type mailboxJSON struct {
@@ -120,6 +121,7 @@ func (s *Server) status() statusJSON {
 	return statusJSON{
 		Version: s.opts.Version, Started: s.started.Format(time.RFC3339), Now: time.Now().Format(time.RFC3339Nano),
 		TokenRequired: s.opts.Token != "", Mailboxes: s.mailboxes(), Recent: s.recent.list(),
+		Sinks: s.sinks(),
 	}
 }
 
