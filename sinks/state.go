@@ -21,18 +21,18 @@ func StateDir(out, sink string) string { return filepath.Join(out, ".mailtap", "
 // cursorFile is cursor.json: where the sink is in the journal, and what the
 // last attempts did (for `mailtap sinks`, which runs in another process).
 type cursorFile struct {
-	Version         int                  `json:"version"`
-	Pos             jsonstore.JournalPos `json:"pos"`
+	Version int                  `json:"version"`
+	Pos     jsonstore.JournalPos `json:"pos"`
 	// Ahead lists the entries past Pos already delivered (or dead-lettered)
 	// while an older one was still being retried: a restart skips them.
-	Ahead []uint64 `json:"ahead,omitempty"`
-	UpdatedAt       time.Time            `json:"updated_at"`
-	Delivered       int64                `json:"delivered"` // total, all runs
-	LastDelivery    time.Time            `json:"last_delivery,omitzero"`
-	LastDeliveredID string               `json:"last_delivered_id,omitempty"`
-	LastError       string               `json:"last_error,omitempty"`
-	LastErrorAt     time.Time            `json:"last_error_at,omitzero"`
-	FailingSince    time.Time            `json:"failing_since,omitzero"`
+	Ahead           []uint64  `json:"ahead,omitempty"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	Delivered       int64     `json:"delivered"` // total, all runs
+	LastDelivery    time.Time `json:"last_delivery,omitzero"`
+	LastDeliveredID string    `json:"last_delivered_id,omitempty"`
+	LastError       string    `json:"last_error,omitempty"`
+	LastErrorAt     time.Time `json:"last_error_at,omitzero"`
+	FailingSince    time.Time `json:"failing_since,omitzero"`
 }
 
 func cursorPath(dir string) string { return filepath.Join(dir, "cursor.json") }
