@@ -260,7 +260,7 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	sinkMgr, err := startSinks(runCtx, cfg, store, reg, log, &wg)
+	sinkMgr, err := startSinks(ctx, runCtx, f.once, cfg, store, reg, log, &wg)
 	if err != nil {
 		fmt.Fprintln(stderr, "mailtap:", err)
 		return exitUsage

@@ -25,9 +25,12 @@ import (
 	"mailtap/sinks"
 )
 
-// startSinks runs the configured sinks beside capture until ctx ends; wg
-// tracks the goroutine. It returns nil (and starts nothing) without sinks.
-func startSinks(ctx context.Context, cfg *config.Config, store *jsonstore.Store, reg prometheus.Registerer, log *slog.Logger, wg *sync.WaitGroup) (*sinks.Manager, error) {
+// startSinks runs the configured sinks beside capture until runCtx ends;
+// wg tracks the goroutines. With once, capture ending does not stop them:
+// they go on until every backlog is delivered or a delivery fails (the
+// rest waits for the next run), or until ctx (the signals) ends. It
+// returns nil (and starts nothing) without sinks.
+func startSinks(ctx, runCtx context.Context, once bool, cfg *config.Config, store *jsonstore.Store, reg prometheus.Registerer, log *slog.Logger, wg *sync.WaitGroup) (*sinks.Manager, error) {
 	if len(cfg.Sinks) == 0 {
 		return nil, nil
 	}
@@ -38,10 +41,34 @@ func startSinks(ctx context.Context, cfg *config.Config, store *jsonstore.Store,
 	for _, s := range cfg.Sinks {
 		log.Info("sink", "sink", s)
 	}
+	sinkCtx := runCtx
+	if once {
+		var stop context.CancelFunc
+		sinkCtx, stop = context.WithCancel(ctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer stop()
+			select {
+			case <-sinkCtx.Done():
+				return
+			case <-runCtx.Done(): // capture is over
+			}
+			t := time.NewTicker(50 * time.Millisecond)
+			defer t.Stop()
+			for !m.Settled() {
+				select {
+				case <-sinkCtx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := m.Run(ctx); err != nil {
+		if err := m.Run(sinkCtx); err != nil {
 			log.Error("sinks", "err", err)
 		}
 	}()

@@ -542,3 +542,53 @@ func TestSinks_diskFullNothingLost(t *testing.T) {
 	p.stop()
 	assertNoPanic(t, p)
 }
+
+// TestSinks_onceDeliversBeforeExit: `mailtap --once` (cron) waits for its
+// sinks to deliver what it captured before it exits.
+func TestSinks_onceDeliversBeforeExit(t *testing.T) {
+	binary(t)
+	t.Parallel()
+	dc := testimap.StartDovecot(t, testimap.DovecotOptions{})
+	uids := dc.DeliverN(t, "INBOX", 200)
+	rc := startReceiver(t, "ok")
+	out := filepath.Join(t.TempDir(), "out")
+	cfg := baseConfig(dc, out)
+	cfg.Sinks = []testbin.Sink{webhookSink("hook", rc.url(), 4, nil)}
+	p := startMailtap(t, runOpts{args: []string{"--once", "--log-format", "json", "-c", cfg.Write(t)}})
+	if code := p.exitCode(60 * time.Second); code != 0 {
+		t.Fatalf("--once exited %d", code)
+	}
+	uv, _, _ := readCheckpoint(t, out)
+	got := rc.accepted()
+	for _, id := range recordIDs(uv, uids) {
+		if got[id] != 1 {
+			t.Errorf("%s accepted %d times by the time --once exited, want 1", id, got[id])
+		}
+	}
+	assertNoPanic(t, p)
+
+	// A failing receiver does not keep --once from exiting: what is left
+	// waits for the next run.
+	rc.setMode("status:503")
+	more := dc.DeliverN(t, "INBOX", 5)
+	start := time.Now()
+	p = startMailtap(t, runOpts{args: []string{"--once", "--log-format", "json", "-c", cfg.Write(t)}})
+	if code := p.exitCode(30 * time.Second); code != 0 {
+		t.Fatalf("--once with a failing sink exited %d", code)
+	}
+	t.Logf("--once with a failing receiver exited after %s", time.Since(start).Round(time.Millisecond))
+	if _, last, _ := readCheckpoint(t, out); last != more[len(more)-1] {
+		t.Errorf("checkpoint %d, want %d", last, more[len(more)-1])
+	}
+	rc.setMode("ok")
+	p = startMailtap(t, runOpts{args: []string{"--once", "--log-format", "json", "-c", cfg.Write(t)}})
+	if code := p.exitCode(30 * time.Second); code != 0 {
+		t.Fatalf("third --once exited %d", code)
+	}
+	got = rc.accepted()
+	for _, id := range recordIDs(uv, more) {
+		if got[id] != 1 {
+			t.Errorf("%s accepted %d times after the next run, want 1", id, got[id])
+		}
+	}
+}

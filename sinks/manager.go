@@ -163,3 +163,20 @@ func (m *Manager) StatusFunc() func() []Status {
 	}
 	return m.Status
 }
+
+// Settled reports whether no sink has anything it could deliver now: each
+// has delivered its whole backlog, or is waiting to retry a failure.
+// `mailtap --once` stops its sinks then.
+func (m *Manager) Settled() bool {
+	for _, s := range m.sinks {
+		s.setEnd(s.src.JournalEnd().Seq) // the reader may not have woken yet
+		st := s.status()
+		if st.State == StateRetrying || st.State == StateFailing {
+			continue
+		}
+		if st.Backlog > 0 || st.InFlight > 0 {
+			return false
+		}
+	}
+	return true
+}
