@@ -37,8 +37,17 @@ func TestBenchSinks(t *testing.T) {
 	rawFetch(t, srv, n) // warms Dovecot's caches for every run alike
 	work := t.TempDir()
 
-	// 1. Backfill with --once, without and with a webhook sink whose
-	// receiver answers at once.
+	// Each part is a subtest: -run 'TestBenchSinks/slow' reruns one.
+	t.Run("once", func(t *testing.T) { benchSinkOnce(t, bin, recv, srv, n, filepath.Join(work, "once")) })
+	t.Run("drain", func(t *testing.T) { benchSinkDrain(t, bin, recv, srv, n, filepath.Join(work, "drain")) })
+	t.Run("slow", func(t *testing.T) { benchSinkSlow(t, bin, recv, srv, n, last, filepath.Join(work, "slow")) })
+	t.Run("latency", func(t *testing.T) { sinkLatency(t, bin, recv, envInt(t, latencyEnv, 200)/2) })
+}
+
+// benchSinkOnce: backfill with --once, without and with a webhook sink
+// whose receiver answers at once, alternately.
+func benchSinkOnce(t *testing.T, bin, recv string, srv server, n int, work string) {
+	os.MkdirAll(work, 0o755)
 	rc := startHookrecv(t, recv, "ok")
 	runs := envInt(t, runsEnv, 2)
 	var plain, hooked []float64
@@ -65,11 +74,17 @@ func TestBenchSinks(t *testing.T) {
 	p, h := median(plain), median(hooked)
 	results.add("sinks", fmt.Sprintf("`mailtap --once` backfill of %d msgs, no sink (median of %d)", n, runs), fmt.Sprintf("%.0f msgs/s", p), "", "")
 	results.add("sinks", "same, with a webhook sink (concurrency 8, receiver answering at once)", fmt.Sprintf("**%.0f msgs/s** (%+.1f%%)", h, (h/p-1)*100), "within 10%", yesNo(h >= 0.9*p))
+}
 
-	// 2. Deliveries per second from a backlog: the journal of the first
-	// plain run, with a sink whose cursor is put at its start (a new sink
-	// starts at the end; this stands for one that fell behind).
-	out := filepath.Join(work, "once-1-false")
+// benchSinkDrain: deliveries per second from a backlog: the journal of a
+// plain backfill, with a sink whose cursor is put at its start (a new sink
+// starts at the end; this stands for one that fell behind).
+func benchSinkDrain(t *testing.T, bin, recv string, srv server, n int, work string) {
+	os.MkdirAll(work, 0o755)
+	out := filepath.Join(work, "out")
+	plain := filepath.Join(work, "plain.json")
+	sinkConfig(srv, out).WriteFile(plain)
+	runTimed(t, bin, "--once", "-c", plain, "--log-level", "warn")
 	dir := filepath.Join(out, ".mailtap", "sinks", "bench")
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "cursor.json"), []byte(`{"version":1,"pos":{"segment":1,"offset":0,"seq":1}}`), 0o644)
@@ -83,53 +98,57 @@ func TestBenchSinks(t *testing.T) {
 	mt.stop(t)
 	rate := float64(n-1) / lastAt.Sub(first).Seconds()
 	results.add("sinks", fmt.Sprintf("deliveries from a backlog of %d, concurrency 8, receiver answering at once", n), fmt.Sprintf("**%.0f deliveries/s**", rate), "≥ 2,000/s", yesNo(rate >= 2000))
+}
 
-	// 3. A receiver that takes 5 s: capture as without sinks, RSS bounded.
-	slow := startHookrecv(t, recv, "delay:5s")
-	for _, withSink := range []bool{false, true} {
-		out := filepath.Join(work, fmt.Sprintf("slow-%v", withSink))
-		cfg := sinkConfig(srv, out)
-		if withSink {
-			cfg.Sinks = []testbin.Sink{{"name": "slow", "type": "webhook", "url": slow.url, "concurrency": 8}}
-		}
-		path := filepath.Join(work, "slow.json")
-		cfg.WriteFile(path)
-		settle()
-		start := time.Now()
-		mt := startBenchMailtap(t, bin, path, filepath.Join(work, fmt.Sprintf("slow-%v.log", withSink)))
-		for {
-			if uid, err := checkpointUID(filepath.Join(out, ".mailtap", "state.json")); err == nil && uid >= last {
-				break
+// benchSinkSlow: a receiver that takes 5 s per answer: capture as without
+// sinks, RSS bounded with the whole backfill as backlog.
+func benchSinkSlow(t *testing.T, bin, recv string, srv server, n int, last uint32, work string) {
+	os.MkdirAll(work, 0o755)
+	runs := envInt(t, runsEnv, 2)
+	for run := 1; run <= runs; run++ {
+		slow := startHookrecv(t, recv, "delay:5s")
+		for _, withSink := range []bool{false, true} {
+			out := filepath.Join(work, fmt.Sprintf("slow-%d-%v", run, withSink))
+			cfg := sinkConfig(srv, out)
+			if withSink {
+				cfg.Sinks = []testbin.Sink{{"name": "slow", "type": "webhook", "url": slow.url, "concurrency": 8}}
 			}
-			if time.Since(start) > 5*time.Minute {
-				t.Fatal("backfill did not finish")
+			path := filepath.Join(work, "slow.json")
+			cfg.WriteFile(path)
+			settle()
+			start := time.Now()
+			mt := startBenchMailtap(t, bin, path, filepath.Join(work, fmt.Sprintf("slow-%d-%v.log", run, withSink)))
+			for {
+				if uid, err := checkpointUID(filepath.Join(out, ".mailtap", "state.json")); err == nil && uid >= last {
+					break
+				}
+				if time.Since(start) > 5*time.Minute {
+					t.Fatal("backfill did not finish")
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		took := time.Since(start)
-		// Then 10 s with the backlog waiting on the slow receiver.
-		var rss, hwm int64
-		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-			r, h, err := procMem(mt.cmd.Process.Pid)
-			if err == nil {
-				rss, hwm = max(rss, r), max(hwm, h)
+			took := time.Since(start)
+			// Then 10 s with the backlog waiting on the slow receiver.
+			var rss, hwm int64
+			for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+				r, h, err := procMem(mt.cmd.Process.Pid)
+				if err == nil {
+					rss, hwm = max(rss, r), max(hwm, h)
+				}
 			}
+			backlog := "none"
+			if withSink {
+				backlog = fmt.Sprintf("%d of %d delivered 10 s after the backfill", len(slow.accepted()), n)
+			}
+			mt.stop(t)
+			label := "no sink"
+			if withSink {
+				label = "webhook sink answering in 5 s (concurrency 8)"
+			}
+			results.add("sinks", fmt.Sprintf("run %d: `mailtap --headless` backfill of %d msgs, %s", run, n, label),
+				fmt.Sprintf("%.0f msgs/s; RSS %s, peak %s; backlog: %s", float64(n)/took.Seconds(), mb(rss), mb(hwm), backlog), "", "")
 		}
-		backlog := "none"
-		if withSink {
-			backlog = fmt.Sprintf("%d of %d delivered after 10 s", len(slow.accepted()), n)
-		}
-		mt.stop(t)
-		label := "no sink"
-		if withSink {
-			label = "webhook sink answering in 5 s (concurrency 8)"
-		}
-		results.add("sinks", fmt.Sprintf("`mailtap --headless` backfill of %d msgs, %s", n, label),
-			fmt.Sprintf("%.0f msgs/s; RSS %s, peak %s; backlog: %s", float64(n)/took.Seconds(), mb(rss), mb(hwm), backlog), "", "")
 	}
-
-	// 4. Latency on the in-memory server.
-	sinkLatency(t, bin, recv, envInt(t, latencyEnv, 200)/2)
 }
 
 // sinkConfig is writeConfig's config, as a value to add sinks to.
