@@ -277,12 +277,22 @@ func (s Sink) redacted() Sink {
 	if s.SecretEnv != "" {
 		s.SecretEnv = safeEnvName(s.SecretEnv)
 	}
-	if u, err := url.Parse(s.URL); err == nil && u.RawQuery != "" {
-		// Query strings often carry tokens (?key=…).
-		u.RawQuery = RedactedValue
-		s.URL = u.String()
-	}
+	s.URL = redactURL(s.URL)
 	return s
+}
+
+// redactURL keeps the scheme and host of a webhook URL: the path and query
+// often are the secret (Slack, Discord and many more put the token there).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return RedactedValue
+	}
+	r := u.Scheme + "://" + u.Host
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		r += "/…"
+	}
+	return r
 }
 
 // String, GoString, MarshalJSON and LogValue never show secret header
@@ -305,7 +315,8 @@ func (s Sink) LogValue() slog.Value {
 }
 
 // Target is what the sink delivers to, fit for logs and status pages: the
-// URL without its query, or the program.
+// URL's scheme and host (its path and query may hold a token), or the
+// program.
 func (s Sink) Target() string { return s.redacted().target() }
 
 func (s Sink) target() string {

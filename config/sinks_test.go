@@ -49,7 +49,7 @@ func TestSinks_loadAndDefaults(t *testing.T) {
 
 // Secret header values never show in any printed form of the config.
 func TestSinks_secretsNotShown(t *testing.T) {
-	c, err := loadString(t, withSinks(`[{"name": "t", "type": "webhook", "url": "https://h.example/x?key=tok3n",
+	c, err := loadString(t, withSinks(`[{"name": "t", "type": "webhook", "url": "https://h.example/hooks/pathtok3n?key=tok3n",
 		"headers": {"Authorization": "Bearer s3cr3t"}, "secret_headers": ["Authorization"], "secret_env": "abcDEFsecret"}]`))
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func TestSinks_secretsNotShown(t *testing.T) {
 	var logged strings.Builder
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("x", "sink", s)
 	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%#v", s), fmt.Sprintf("%+v", s), string(js), string(red), logged.String(), s.Target()} {
-		for _, secret := range []string{"s3cr3t", "tok3n", "abcDEFsecret"} {
+		for _, secret := range []string{"s3cr3t", "tok3n", "abcDEFsecret", "hooks"} {
 			if strings.Contains(out, secret) {
 				t.Errorf("%q shown in %s", secret, out)
 			}

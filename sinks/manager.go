@@ -66,7 +66,7 @@ const (
 )
 
 // Status is a snapshot of one sink for the TUI, the status page and
-// `mailtap sinks`. It carries no secret: Target is the URL without its
+// `mailtap sinks`. It carries no secret: Target is the URL's scheme and host (its
 // query, or the program.
 type Status struct {
 	Name         string    `json:"name"`

@@ -183,11 +183,18 @@ func (s *sink) read(ctx context.Context, jobs chan<- *slot) {
 	r := jsonstore.NewJournalReader(s.out, s.cur.Pos)
 	s.mu.Unlock()
 	defer r.Close()
+	// The end is asked for again only when the reader reaches it: the
+	// store holds the journal's lock while it syncs an append.
+	end := s.src.JournalEnd()
+	s.setEnd(end.Seq)
 	for ctx.Err() == nil {
-		end := s.src.JournalEnd()
-		s.setEnd(end.Seq)
 		e, err := r.Next(end)
 		if errors.Is(err, io.EOF) {
+			if now := s.src.JournalEnd(); now != end {
+				end = now
+				s.setEnd(end.Seq)
+				continue
+			}
 			// The poll is on real time, not s.clock: a test clock drives
 			// retries, and must not make an idle reader spin.
 			t := time.NewTimer(pollInterval)
@@ -197,6 +204,8 @@ func (s *sink) read(ctx context.Context, jobs chan<- *slot) {
 			case <-t.C:
 			}
 			t.Stop()
+			end = s.src.JournalEnd()
+			s.setEnd(end.Seq)
 			continue
 		}
 		if err != nil {

@@ -512,7 +512,7 @@ func TestCommand_timeoutKillsIt(t *testing.T) {
 func TestWebhook_secretsNotLogged(t *testing.T) {
 	e := newEnv(t)
 	t.Setenv("MAILTAP_TEST_HOOK_SECRET", "hmacs3cret")
-	cfg := webhookCfg("http://127.0.0.1:1/hook?token=qu3rys3cret") // nothing listens
+	cfg := webhookCfg("http://127.0.0.1:1/hook/p4ths3cret?token=qu3rys3cret") // nothing listens
 	cfg.SecretEnv = "MAILTAP_TEST_HOOK_SECRET"
 	cfg.Headers = map[string]string{"Authorization": "Bearer h3aders3cret"}
 	cfg.SecretHeaders = []string{"Authorization"}
@@ -523,7 +523,7 @@ func TestWebhook_secretsNotLogged(t *testing.T) {
 	dead, _ := os.ReadFile(deadPath(StateDir(e.out, "hook")))
 	st, _ := json.Marshal(m.Status())
 	for _, out := range []string{e.logs.String(), string(dead), string(st)} {
-		for _, s := range []string{"qu3rys3cret", "h3aders3cret", "hmacs3cret"} {
+		for _, s := range []string{"qu3rys3cret", "p4ths3cret", "h3aders3cret", "hmacs3cret"} {
 			if strings.Contains(out, s) {
 				t.Errorf("%q shown: %s", s, out)
 			}

@@ -11,7 +11,7 @@ import (
 type sinkJSON struct {
 	Name         string     `json:"name"`
 	Type         string     `json:"type"`
-	Target       string     `json:"target"` // the URL without its query, or the program
+	Target       string     `json:"target"` // the URL's scheme and host, or the program
 	State        string     `json:"state"`
 	Failing      bool       `json:"failing"`
 	Backlog      int64      `json:"backlog"`
