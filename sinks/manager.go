@@ -66,8 +66,8 @@ const (
 )
 
 // Status is a snapshot of one sink for the TUI, the status page and
-// `mailtap sinks`. It carries no secret: Target is the URL's scheme and host (its
-// query, or the program.
+// `mailtap sinks`. It carries no secret: Target is the URL's scheme and
+// host, or the program.
 type Status struct {
 	Name         string    `json:"name"`
 	Type         string    `json:"type"`
