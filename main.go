@@ -124,6 +124,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		cmd = ""
 		args = append([]string{"--version"}, args...)
+	case "sinks", "replay": // sinkcmd.go: flags of their own
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runSinkCommand(ctx, cmd, args, stdout, stderr)
 	}
 	f, rest, err := parseFlags(args, stdout)
 	if errors.Is(err, errHelpShown) {
@@ -283,6 +287,12 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mgr := watcher.New(cfg, store, &watcher.Options{Logger: log, Metrics: watcher.NewMetrics(reg), Once: f.once})
 
+	sinkMgr, err := newSinks(cfg, store, reg, log)
+	if err != nil {
+		rep.fail(err)
+		return exitUsage
+	}
+
 	// The status address is bound before anything starts, so a busy port
 	// is one clear line and exit 2, like a busy output dir.
 	var srv *statusweb.Server
@@ -292,7 +302,7 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 			rep.fail(err)
 			return exitUsage
 		}
-		srv, err = statusweb.New(mgr, statusweb.Options{Addr: cfg.HTTP.Addr, Token: token, Gatherer: reg, Logger: log, Version: version})
+		srv, err = statusweb.New(mgr, statusweb.Options{Addr: cfg.HTTP.Addr, Token: token, Gatherer: reg, Logger: log, Version: version, Sinks: sinkMgr.StatusFunc()})
 		if err != nil {
 			rep.fail(err)
 			return exitUsage
@@ -310,6 +320,7 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	runSinks(ctx, runCtx, f.once, sinkMgr, log, &wg)
 
 	if srv != nil {
 		log.Info("status page", "url", "http://"+srv.Addr()+"/")
@@ -331,7 +342,7 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	}()
 
 	if useTUI {
-		if err := tui.Run(runCtx, mgr, tui.Options{Out: store.Dir(), Logs: logBuf, LogPath: logPath, Version: version}); err != nil {
+		if err := tui.Run(runCtx, mgr, tui.Options{Out: store.Dir(), Logs: logBuf, LogPath: logPath, Version: version, Sinks: sinkMgr.StatusFunc()}); err != nil {
 			log.Error("tui", "err", err)
 		}
 		cancel() // the user quit: finish the record in flight, checkpoint, exit

@@ -140,6 +140,10 @@ func (c *Config) Redacted() Config {
 		r.Accounts[i] = a.redacted()
 	}
 	r.HTTP = c.HTTP.redacted()
+	r.Sinks = make([]Sink, len(c.Sinks))
+	for i, s := range c.Sinks {
+		r.Sinks[i] = s.redacted()
+	}
 	r.fromEnv = nil
 	return r
 }

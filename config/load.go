@@ -74,6 +74,9 @@ func parse(file string, data []byte) (*Config, error) {
 	for i := range cfg.Accounts {
 		cfg.Accounts[i].applyDefaults()
 	}
+	for i := range cfg.Sinks {
+		cfg.Sinks[i].applyDefaults()
+	}
 	return cfg, nil
 }
 
@@ -212,6 +215,28 @@ func (w *walker) value(t reflect.Type, path string) error {
 			}
 		}
 		_, err := w.token() // ']'
+		return err
+	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String:
+		if d, ok := tok.(json.Delim); !ok || d != '{' {
+			return mismatch("an object")
+		}
+		seen := map[string]bool{}
+		for w.dec.More() {
+			kstart := w.next()
+			ktok, err := w.token()
+			if err != nil {
+				return err
+			}
+			key, _ := ktok.(string)
+			if seen[key] {
+				return w.errAt(kstart, path, "duplicate key %q", key)
+			}
+			seen[key] = true
+			if err := w.value(t.Elem(), path+"."+key); err != nil {
+				return err
+			}
+		}
+		_, err := w.token() // '}'
 		return err
 	case t.Kind() == reflect.String:
 		if _, ok := tok.(string); !ok {

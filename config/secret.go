@@ -227,6 +227,7 @@ func (c *Config) CheckSecrets(ctx context.Context) error {
 			v.errs[len(v.errs)-1].(*Error).Err = err
 		}
 	}
+	c.checkSinkSecrets(v)
 	return errors.Join(v.errs...)
 }
 

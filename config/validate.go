@@ -42,6 +42,7 @@ func (c *Config) Validate() error {
 	v.output()
 	v.watch()
 	v.http()
+	v.sinks()
 	return errors.Join(v.errs...)
 }
 

@@ -65,9 +65,10 @@ type Store struct {
 	parsers       chan struct{}
 	recordWriters chan struct{}
 
-	mu    sync.Mutex
-	state checkpointFile
-	seq   atomic.Uint64 // temp name counter
+	mu      sync.Mutex
+	state   checkpointFile
+	journal *journal      // journal.go
+	seq     atomic.Uint64 // temp name counter
 }
 
 // Open creates the output dir if needed, takes its lock (ErrLocked if held),
@@ -98,6 +99,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.probeUnnamed()
 	}
 	if err := s.loadCheckpoint(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.journal, err = openJournal(filepath.Join(s.stateDir, "journal"), s.State); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -155,6 +160,9 @@ func (s *Store) cleanTmp() error {
 
 // Close releases the lock. Batches must be committed or discarded first.
 func (s *Store) Close() error {
+	if s.journal != nil {
+		s.journal.close()
+	}
 	if s.tmpDirFile != nil {
 		s.tmpDirFile.Close()
 		s.tmpDirFile = nil
@@ -606,6 +614,10 @@ func (b *Batch) Commit(advanceTo uint32) (Committed, error) {
 		c.Bytes += it.bytes
 	}
 	b.items = nil
+	// Journalled before the checkpoint moves: every record it covers is.
+	if err := b.journalCommit(c.Summaries); err != nil {
+		return c, err
+	}
 	if advanceTo > 0 {
 		if err := s.SetState(b.account, b.mailbox, b.uidValidity, advanceTo); err != nil {
 			// Records are durable; only the checkpoint lags, which costs an

@@ -72,6 +72,7 @@ type statusJSON struct {
 	TokenRequired bool          `json:"token_required"`
 	Mailboxes     []mailboxJSON `json:"mailboxes"`
 	Recent        []recentItem  `json:"recent"` // newest first
+	Sinks         []sinkJSON    `json:"sinks"`
 }
 
 type mailboxJSON struct {
@@ -162,6 +163,7 @@ func (s *Server) status() statusJSON {
 	return statusJSON{
 		Version: s.opts.Version, Started: record.FormatTime(s.started), Now: record.FormatTime(time.Now()),
 		TokenRequired: s.opts.Token != "", Mailboxes: s.mailboxes(), Recent: s.recent.list(),
+		Sinks: s.sinks(),
 	}
 }
 

@@ -70,6 +70,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is shown on the page and in /api/status.
 	Version string
+	// Sinks, if set, gives the sinks' state for the page (sinks.go).
+	Sinks SinkStatus
 }
 
 // Server is the status web server. New does no I/O; Listen binds, Serve

@@ -227,6 +227,7 @@ func (m *model) renderHeader(b *strings.Builder, width int) int {
 		left += " " + sanitizeLine(m.opts.Version)
 	}
 	info := g.Sep + plural(len(h.boxes), "mailbox", "mailboxes") + g.Sep + strconv.FormatInt(total, 10) + " captured"
+	info += m.sinkSummary()
 	warn := ""
 	if m.unseenWarnings > 0 {
 		warn = g.Sep + plural(m.unseenWarnings, "warning", "warnings") + " (l) "

@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"mailtap/jsonstore"
+	"mailtap/sinks"
 	"mailtap/watcher"
 )
 
@@ -104,6 +105,7 @@ type model struct {
 	recentLoaded   bool
 	inv            *jsonstore.Inventory
 	accounts       map[string]bool // seen in rows and status, for the mailbox column
+	sinks          []sinks.Status  // sinks.go
 }
 
 // NewModel returns the model; Run wires it to a program and the watcher's
@@ -138,7 +140,7 @@ func NewModel(ctrl watcher.Controller, opts Options) Model {
 }
 
 func (m *model) init() tea.Cmd {
-	cmds := []tea.Cmd{m.statusCmd(0), m.scanCmd(m.opts.RecentLimit)}
+	cmds := []tea.Cmd{m.statusCmd(0), m.scanCmd(m.opts.RecentLimit), sinksCmd(m.opts.Sinks, 0)}
 	if m.opts.Logs != nil {
 		cmds = append(cmds, logsCmd(m.opts.Logs))
 	}
@@ -318,6 +320,8 @@ func (m *model) update(msg tea.Msg) tea.Cmd {
 	case logsMsg:
 		m.applyLogs(msg.entries)
 		return nil
+	case sinksMsg:
+		return m.applySinks(msg)
 	case tickMsg:
 		m.tickPending = false
 		return m.scheduleTick()

@@ -25,6 +25,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"mailtap/sinks"
 	"mailtap/watcher"
 )
 
@@ -40,6 +41,9 @@ type Options struct {
 	LogPath string
 	// Version is shown in the title bar.
 	Version string
+	// Sinks, if set, gives the sinks' state for the title bar
+	// ((*sinks.Manager).Status).
+	Sinks func() []sinks.Status
 
 	// RecentLimit is how many records on disk are listed at start
 	// (default 500).

@@ -71,7 +71,11 @@ type Config struct {
 	Accounts []Account `json:"accounts"`
 	Output   Output    `json:"output"`
 	Watch    Watch     `json:"watch"`
+	Sinks    []Sink    `json:"sinks,omitempty"`
 }
+
+// Sink is one entry of "sinks", as the config file has it.
+type Sink map[string]any
 
 // Account is one entry of "accounts".
 type Account struct {

@@ -209,6 +209,37 @@ function applyStatus(s) {
   renderAuth();
   renderMailboxes();
   renderRecent();
+  renderSinks(s.sinks || []);
+}
+
+// Sinks change without watcher events: while there are any, their row is
+// refreshed from /api/status every few seconds.
+let sinkTimer = 0;
+function renderSinks(list) {
+  $('sinks-section').hidden = list.length === 0;
+  const rows = list.map((k) => {
+    const tr = el('tr');
+    tr.dataset.sink = k.name;
+    const name = el('td', '', k.name);
+    name.title = k.type + ' ' + k.target;
+    const state = k.failing ? 'failing' : k.state;
+    const badge = el('span', 'badge s-sink-' + state, state + (k.failing && k.failing_since ? ' since ' + clock(k.failing_since) : ''));
+    const st = el('td');
+    st.append(badge);
+    tr.append(name, st, el('td', 'num', String(k.backlog)), el('td', 'num', String(k.delivered)),
+      el('td', 'num', String(k.dead_letters)), el('td', '', k.last_delivery ? ago(k.last_delivery) : 'never'),
+      el('td', 'err', k.last_error || ''));
+    return tr;
+  });
+  $('sinks').tBodies[0].replaceChildren(...rows);
+  if (list.length && !sinkTimer) {
+    sinkTimer = setInterval(async () => {
+      try {
+        const r = await fetch('/api/status', { cache: 'no-store' });
+        if (r.ok) renderSinks((await r.json()).sinks || []);
+      } catch (e) { /* the connection indicator says why */ }
+    }, 3000);
+  }
 }
 
 function applyCaptured(c) {
