@@ -215,9 +215,11 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	portableStore := os.Getenv(jsonstore.PortableEnv) == "1" // test-only, see its doc
 	store, err := jsonstore.Open(cfg.Output.Dir, jsonstore.Options{
 		Pretty: cfg.Output.Pretty, SaveAttachments: cfg.Output.Attachments == "save",
 		SaveRaw: cfg.Output.SaveRaw, MaxBodyBytes: cfg.Output.MaxBodyBytes,
+		Portable: portableStore,
 	})
 	if errors.Is(err, jsonstore.ErrLocked) {
 		fmt.Fprintln(stderr, "mailtap:", err)
@@ -247,6 +249,9 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	}
 	slog.SetDefault(log)
 	log.Info("mailtap starting", "version", version, "out", store.Dir(), "config", cfg.Source)
+	if portableStore {
+		log.Warn("store forced onto its portable write path (test-only " + jsonstore.PortableEnv + ")")
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
