@@ -47,8 +47,8 @@ type Options struct {
 
 // PortableEnv is the environment variable that sets Options.Portable in the
 // mailtap binary, so end-to-end tests (the crash test) can run a built
-// binary on the portable path. Test-only: it makes capture slower and
-// changes nothing a user can see.
+// binary on the portable path. Test-only: it changes the write path and
+// nothing else a user can see.
 const PortableEnv = "MAILTAP_TEST_PORTABLE_STORE"
 
 // Store is an output dir opened for writing. It is safe for concurrent use by
