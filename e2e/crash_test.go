@@ -85,14 +85,14 @@ func testCrashDuringBackfill(t *testing.T, env []string) {
 	out := filepath.Join(t.TempDir(), "out")
 	cfg := baseConfig(dc, out).Write(t)
 
-	// rate is records per second of a run once its first commit is done;
-	// it spreads the random kills over the run time still expected.
-	// firstCommit is how long a run takes to its first new records
-	// (startup, re-capture of what an earlier kill left visible, the first
-	// batch), as the commit kills see it; random kills land after it, or
-	// a slow first commit (the portable store on a loaded machine: 0.6 s
-	// and more) would make every one of them a startup kill. Both start
-	// near what this machine does and follow what the runs show.
+	// rate is records per second of a run, startup included; it spreads
+	// the random kills over the run time still expected. firstCommit is
+	// how long a run takes to its first new records (startup, the
+	// re-capture of what an earlier kill left visible, the first batch),
+	// as the commit kills see it; the random window reaches past it, or a
+	// slow first commit (the portable store on a loaded machine: 0.6 s and
+	// more) would make every random kill a startup kill. Both start near
+	// what this machine does and follow what the runs show.
 	rate, firstCommit := 2000.0, 0.0
 	seen := map[string]bool{}
 	midCapture, inCommit, progressed := 0, 0, 0
@@ -130,13 +130,13 @@ func testCrashDuringBackfill(t *testing.T, env []string) {
 			}
 			time.Sleep(time.Duration(rng.Int64N(int64(3 * time.Millisecond))))
 		default:
-			// Anywhere in the run still expected after its first
-			// commit, at most 1.5 s more so that one bad rate estimate
-			// cannot use up the backfill.
+			// Anywhere in the run still expected, at most 1.5 s past its
+			// first commit so that one bad rate estimate cannot use up
+			// the backfill.
 			phase = "random"
 			left := float64(n-before) / rate
-			window := min(2*left/float64(kills-k+1), 1.5)
-			time.Sleep(time.Duration((firstCommit + rng.Float64()*window) * float64(time.Second)))
+			window := firstCommit + min(2*left/float64(kills-k+1), 1.5)
+			time.Sleep(time.Duration(rng.Float64() * window * float64(time.Second)))
 		}
 		atKill := countRecords(out)
 		p.kill()
@@ -151,10 +151,11 @@ func testCrashDuringBackfill(t *testing.T, env []string) {
 		if after > before {
 			progressed++
 		}
-		// Only a run killed at a random moment well after its first
-		// commit says how fast a run goes; a commit kill does not.
-		if busy := lived.Seconds() - firstCommit; phase == "random" && after > before && busy > 0.1 {
-			rate = float64(after-before) / busy
+		// Only a run killed at a random moment, long enough to amortise
+		// most of its startup, says how fast a run goes; a commit kill
+		// does not.
+		if phase == "random" && after > before && lived > 200*time.Millisecond {
+			rate = float64(after-before) / lived.Seconds()
 		}
 		_, last, _ := readCheckpoint(t, out)
 		t.Logf("kill %2d: %-7s after %-8s records %4d → %4d, checkpoint %d",
