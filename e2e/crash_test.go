@@ -86,14 +86,9 @@ func testCrashDuringBackfill(t *testing.T, env []string) {
 	cfg := baseConfig(dc, out).Write(t)
 
 	// rate is records per second of a run, startup included; it spreads
-	// the random kills over the run time still expected. firstCommit is
-	// how long a run takes to its first new records (startup, the
-	// re-capture of what an earlier kill left visible, the first batch),
-	// as the commit kills see it; the random window reaches past it, or a
-	// slow first commit (the portable store on a loaded machine: 0.6 s and
-	// more) would make every random kill a startup kill. Both start near
-	// what this machine does and follow what the runs show.
-	rate, firstCommit := 2000.0, 0.0
+	// the random kills over the run time still expected. It starts near
+	// what this machine does and follows what the runs show.
+	rate := 2000.0
 	seen := map[string]bool{}
 	midCapture, inCommit, progressed := 0, 0, 0
 	for k := 1; k <= kills; k++ {
@@ -121,7 +116,6 @@ func testCrashDuringBackfill(t *testing.T, env []string) {
 					// not the one to aim at, or a store slow to place a
 					// batch would never get past it: wait for new ones.
 					if countRecords(out) > before {
-						firstCommit = (firstCommit + time.Since(started).Seconds()) / 2
 						break
 					}
 					dirStamp = st
@@ -130,12 +124,11 @@ func testCrashDuringBackfill(t *testing.T, env []string) {
 			}
 			time.Sleep(time.Duration(rng.Int64N(int64(3 * time.Millisecond))))
 		default:
-			// Anywhere in the run still expected, at most 1.5 s past its
-			// first commit so that one bad rate estimate cannot use up
-			// the backfill.
+			// Anywhere in the run still expected, at most 1.5 s in so that
+			// one bad rate estimate cannot use up the backfill.
 			phase = "random"
 			left := float64(n-before) / rate
-			window := firstCommit + min(2*left/float64(kills-k+1), 1.5)
+			window := min(2*left/float64(kills-k+1), 1.5)
 			time.Sleep(time.Duration(rng.Float64() * window * float64(time.Second)))
 		}
 		atKill := countRecords(out)
