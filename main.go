@@ -251,9 +251,11 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	// retried, while the other accounts run. Only a config that cannot be
 	// valid (no source, two sources) is exit 2, from Validate.
 
+	portableStore := os.Getenv(jsonstore.PortableEnv) == "1" // test-only, see its doc
 	store, err := jsonstore.Open(cfg.Output.Dir, jsonstore.Options{
 		Pretty: cfg.Output.Pretty, SaveAttachments: cfg.Output.Attachments == "save",
 		SaveRaw: cfg.Output.SaveRaw, MaxBodyBytes: cfg.Output.MaxBodyBytes,
+		Portable: portableStore,
 	})
 	if errors.Is(err, jsonstore.ErrLocked) {
 		rep.fail(err)
@@ -282,6 +284,9 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 		log = slog.New(newLogHandler(stderr, f.logFormat, level))
 	}
 	slog.SetDefault(log)
+	if portableStore {
+		log.Warn("store forced onto its portable write path (test-only " + jsonstore.PortableEnv + ")")
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -10,4 +10,8 @@
 // run them; bench/run.sh runs them all, and the README's "Performance" section lists the
 // figures with the commands that produced them. Nothing here asserts a
 // timing: a figure that misses its target is reported, not failed.
+//
+// The measurements read /proc, inotify and rusage and drive Dovecot and
+// mbsync, so their files build on Linux only; the Go benchmarks of the
+// parser and the store build (and run) everywhere.
 package bench

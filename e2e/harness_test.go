@@ -279,7 +279,7 @@ func startMailtap(t *testing.T, o runOpts) *proc {
 	}
 	cmd.Env = append(append(os.Environ(), "MAILTAP_BIN="+bin), o.env...)
 	// A test binary killed by -timeout must not leave mailtap running.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	p := &proc{t: t, cmd: cmd, logs: newLogSink(), done: make(chan struct{})}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -687,15 +687,3 @@ func maildirDeliver(t *testing.T, dc *testimap.Dovecot, raw []byte) {
 
 // maildirSeq makes maildir file names unique within the test process.
 var maildirSeq atomic.Int64
-
-// nobodyIDs is the owner of dir (testimap chowns the mail root to the mail
-// user).
-func nobodyIDs(t *testing.T, dir string) (int, int) {
-	t.Helper()
-	fi, err := os.Stat(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	return int(st.Uid), int(st.Gid)
-}

@@ -57,7 +57,7 @@ func Recent(out string, n int) ([]record.Summary, error) {
 	return sums, err
 }
 
-// recordFile is a record file name "<uidvalidity>-<uid>.json" in a folder.
+// recordFile is a record file name "<uidvalidity>-<uid>[~N].json" in a folder.
 type recordFile struct {
 	dir     *scanDir
 	name    string
@@ -265,8 +265,15 @@ func Scan(out string, n int) (*Inventory, error) {
 }
 
 // parseRecordBase parses "<uidvalidity>-<uid %010d>", the stem of record
-// files and attachment folders.
+// files and attachment folders, optionally followed by "~N" (N ≥ 2): the
+// stem of a different message that got the same UID (see collide.go).
 func parseRecordBase(s string) (uidv, uid uint32, ok bool) {
+	if stem, n, found := strings.Cut(s, "~"); found {
+		if !allDigits(n) || n[0] == '0' || n == "1" {
+			return 0, 0, false
+		}
+		s = stem
+	}
 	a, b, found := strings.Cut(s, "-")
 	if !found || len(b) < 10 || a == "" || !allDigits(a) || !allDigits(b) {
 		return 0, 0, false

@@ -200,6 +200,8 @@ func TestParseRecordBase(t *testing.T) {
 		"1-0000000001": true, "4294967295-4294967295": true, "12-0000000001x": false,
 		"-0000000001": false, "1-001": false, "a-0000000001": false, "1-0000000001-2": false,
 		"4294967296-0000000001": false,
+		"1-0000000001~2":        true, "1-0000000001~12": true, "1-0000000001~": false, "1-0000000001~1": false,
+		"1-0000000001~02": false, "1-0000000001~x": false, "1-0000000001~2~3": false, "~2": false,
 	} {
 		if _, _, got := parseRecordBase(s); got != ok {
 			t.Errorf("parseRecordBase(%q) ok = %v, want %v", s, got, ok)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mailtap/mailparse"
 	"mailtap/record"
 	"os"
@@ -24,7 +25,6 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
-	"golang.org/x/sys/unix"
 )
 
 // ErrLocked means another mailtap process holds the output dir.
@@ -37,8 +37,19 @@ type Options struct {
 	SaveRaw         bool  // also write <base>.eml
 	MaxBodyBytes    int64 // see mailparse.ParseOptions
 
-	namedTemps bool // tests: never use unnamed temp files
+	// Portable makes the store take its portable path (named temp files,
+	// an fsync per file, rename, directory fsync), which is what every OS
+	// but Linux runs, even where an OS-specific fast path exists. It is
+	// for tests, so that Linux CI covers the fallback too; mailtap sets it
+	// when PortableEnv is "1".
+	Portable bool
 }
+
+// PortableEnv is the environment variable that sets Options.Portable in the
+// mailtap binary, so end-to-end tests (the crash test) can run a built
+// binary on the portable path. Test-only: it changes the write path and
+// nothing else a user can see.
+const PortableEnv = "MAILTAP_TEST_PORTABLE_STORE"
 
 // Store is an output dir opened for writing. It is safe for concurrent use by
 // the sessions of several mailboxes.
@@ -46,18 +57,12 @@ type Store struct {
 	dir      string // absolute <out>
 	stateDir string // <out>/.mailtap
 	tmpDir   string // <out>/.mailtap/tmp: same filesystem, so rename is atomic
-	// tmpDirFile is tmpDir held open: record temp files are created and
-	// renamed relative to it, which spares the kernel a walk of the whole
-	// path for each (a few percent of a backfill's CPU).
-	tmpDirFile *os.File
-	opts       Options
-	lock       *os.File
+	opts     Options
+	lock     *os.File
 
-	// Unnamed record temp files (unnamed.go): at most maxUnnamed open at
-	// once (0: not supported here), linked through /proc if linkByProc.
-	maxUnnamed  atomic.Int64
-	linkByProc  bool
-	unnamedOpen atomic.Int64
+	// fast is the OS-specific fast path (fast_linux.go), nil where there
+	// is none or Options.Portable asks for the portable path (portable.go).
+	fast *fastPath
 
 	// Semaphores shared by all batches: parsers bounds the messages parsed
 	// in parallel by AddBytes (CPU-bound, one per core); recordWriters
@@ -91,12 +96,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if s.tmpDirFile, err = os.Open(s.tmpDir); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("open temp dir: %w", err)
-	}
-	if !opts.namedTemps {
-		s.probeUnnamed()
+	if !opts.Portable {
+		s.fast, err = openFastPath(s.tmpDir, true, func() string { return s.tempBase("rec") })
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open temp dir: %w", err)
+		}
 	}
 	if err := s.loadCheckpoint(); err != nil {
 		s.Close()
@@ -125,10 +130,10 @@ func (s *Store) takeLock() error {
 	if err != nil {
 		return fmt.Errorf("open lock file: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		owner, _ := os.ReadFile(path)
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if errors.Is(err, errLockHeld) {
 			pid := strings.TrimSpace(string(owner))
 			if pid == "" {
 				pid = "unknown"
@@ -137,8 +142,8 @@ func (s *Store) takeLock() error {
 		}
 		return fmt.Errorf("lock %s: %w", path, err)
 	}
-	// The pid is informational; the flock is what excludes, and it dies with
-	// the process, so a crash never leaves a stale lock.
+	// The pid is informational; the lock is what excludes (lock_*.go), and
+	// it dies with the process, so a crash never leaves a stale lock.
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	s.lock = f
@@ -163,9 +168,9 @@ func (s *Store) Close() error {
 	if s.journal != nil {
 		s.journal.close()
 	}
-	if s.tmpDirFile != nil {
-		s.tmpDirFile.Close()
-		s.tmpDirFile = nil
+	if s.fast != nil {
+		s.fast.close()
+		s.fast = nil
 	}
 	if s.lock == nil {
 		return nil
@@ -289,7 +294,7 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := syncDirFile(d); err != nil {
 		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
 	return nil
@@ -303,42 +308,6 @@ func (s *Store) tempName(prefix string) string {
 
 func (s *Store) tempBase(prefix string) string {
 	return prefix + "-" + strconv.FormatUint(s.seq.Add(1), 10)
-}
-
-// writeTemp creates name in the temp dir and writes data to it, through
-// the held dir handle.
-func (s *Store) writeTemp(name string, data []byte) (err error) {
-	dirfd := int(s.tmpDirFile.Fd())
-	var fd int
-	for {
-		fd, err = unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return &os.PathError{Op: "create", Path: filepath.Join(s.tmpDir, name), Err: err}
-	}
-	err = writeAll(fd, data)
-	if cerr := unix.Close(fd); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		unix.Unlinkat(dirfd, name, 0)
-		return &os.PathError{Op: "write", Path: filepath.Join(s.tmpDir, name), Err: err}
-	}
-	return nil
-}
-
-// renameInto moves a temp file (always in the temp dir: see tempName) into
-// the directory dir (held open), as os.Rename would but without its extra
-// lstat of the target and without walking either path again.
-func (s *Store) renameInto(r rename, dir *os.File) error {
-	err := unix.Renameat(int(s.tmpDirFile.Fd()), filepath.Base(r.from), int(dir.Fd()), filepath.Base(r.to))
-	if err != nil {
-		return &os.LinkError{Op: "rename", Old: r.from, New: r.to, Err: err}
-	}
-	return nil
 }
 
 // ---- batches ----
@@ -373,10 +342,13 @@ type pendingRecord struct {
 	uid     uint32
 	pos     int            // position in the batch
 	rec     *record.Record // until written
-	final   string         // path of the record in <out>
+	final   string         // path of the record in <out>: <stem>.json
 	bytes   int64
-	renames []rename     // attachments and .eml first, then the record if named
+	renames []rename     // side files (attachments, .eml), placed before the record
+	recTemp string       // the record's named temp file, or "" if unnamed
 	unnamed *unnamedFile // the record's temp file, if unnamed
+	saved   bool         // saved_as paths in the record name its stem (collide.go)
+	id      identity     // what tells it from another message of the same name
 	summary record.Summary
 }
 
@@ -542,8 +514,8 @@ func (b *Batch) writeRecord(it *pendingRecord) error {
 	// whereas a few records would need an fsync per file after linking,
 	// slower than renames (7 ms against 3 ms for a one-record commit).
 	var f *unnamedFile
-	if it.pos >= syncfsThreshold {
-		f, err = b.s.createUnnamed(data)
+	if it.pos >= syncfsThreshold && b.s.fast != nil {
+		f, err = b.s.fast.createUnnamed(data)
 	}
 	switch {
 	case err != nil:
@@ -555,10 +527,14 @@ func (b *Batch) writeRecord(it *pendingRecord) error {
 		if err := b.s.writeTemp(name, data); err != nil {
 			return fmt.Errorf("uid %d: write record: %w", it.uid, err)
 		}
-		it.renames = append(it.renames, rename{filepath.Join(b.s.tmpDir, name), it.final})
+		it.recTemp = filepath.Join(b.s.tmpDir, name)
 	}
 	it.bytes += int64(len(data))
 	it.summary = record.SummaryOf(it.rec, it.final)
+	it.id = identityOf(it.rec)
+	for _, a := range it.rec.Attachments {
+		it.saved = it.saved || a.SavedAs != nil
+	}
 	it.rec = nil // the encoded copy is what counts now; free the memory
 	return nil
 }
@@ -585,10 +561,12 @@ func boolInt(b bool) int64 {
 // anything was linked or else an fsync of each directory touched, then the
 // checkpoint. A crash anywhere leaves either the old checkpoint (records
 // are re-captured idempotently under the same names) or the new one with
-// every record it covers on disk.
+// every record it covers on disk. A name held by a different message's
+// record is never replaced: see collide.go and Committed.Collisions.
 func (b *Batch) Commit(advanceTo uint32) (Committed, error) {
 	s := b.s
 	b.writers.Wait()
+	var c Committed
 	if len(b.items) > 0 {
 		var errs []error
 		for _, it := range b.items {
@@ -602,12 +580,12 @@ func (b *Batch) Commit(advanceTo uint32) (Committed, error) {
 			b.Discard()
 			return Committed{}, err
 		}
-		if err := s.placeRecords(b.items); err != nil {
+		var err error
+		if c.Collisions, err = s.placeRecords(b.items); err != nil {
 			b.Discard()
 			return Committed{}, err
 		}
 	}
-	var c Committed
 	c.Summaries = make([]record.Summary, 0, len(b.items))
 	for _, it := range b.items {
 		c.Summaries = append(c.Summaries, it.summary)
@@ -632,6 +610,11 @@ func (b *Batch) Commit(advanceTo uint32) (Committed, error) {
 type Committed struct {
 	Summaries []record.Summary
 	Bytes     int64 // record, raw copy and attachment bytes written
+	// Collisions lists the records written under a suffixed name because
+	// a different message's record held theirs (collide.go); their
+	// Summaries have the suffixed path. Warn about each: it means the
+	// server reused UIDs (UIDNEXT went back under the same UIDVALIDITY).
+	Collisions []Collision
 }
 
 // placeRecords moves every record of a synced batch into place: renames
@@ -639,7 +622,7 @@ type Committed struct {
 // the new names durable. Each target dir is opened once, for the renames
 // and links into it and its fsync; parents of dirs created here need the
 // fsync only.
-func (s *Store) placeRecords(items []*pendingRecord) error {
+func (s *Store) placeRecords(items []*pendingRecord) ([]Collision, error) {
 	dirs := map[string]*os.File{}
 	parents := map[string]bool{}
 	var linked []*unnamedFile // closed only after the sync below
@@ -648,7 +631,7 @@ func (s *Store) placeRecords(items []*pendingRecord) error {
 			f.Close()
 		}
 		for _, f := range linked {
-			s.closeUnnamed(f)
+			s.fast.closeUnnamed(f)
 		}
 	}()
 	dirFor := func(path string) (*os.File, error) {
@@ -670,51 +653,94 @@ func (s *Store) placeRecords(items []*pendingRecord) error {
 		dirs[d] = df
 		return df, nil
 	}
+	var collisions []Collision
 	for _, it := range items {
-		for _, r := range it.renames {
-			df, err := dirFor(r.to)
-			if err != nil {
-				return err
+		// The record's folder is the same whatever its stem (collide.go).
+		df, err := dirFor(it.final)
+		if err != nil {
+			return nil, err
+		}
+		var c *Collision
+		if len(it.renames) > 0 {
+			// Side files go first and under the record's final stem, so
+			// that is settled before anything moves.
+			if err := s.exists(df, filepath.Base(it.final)); errors.Is(err, fs.ErrExist) {
+				if c, err = s.settleName(it); err != nil {
+					return nil, err
+				}
+			} else if err != nil {
+				return nil, fmt.Errorf("uid %d: %w", it.uid, err)
 			}
-			if err := s.renameInto(r, df); err != nil {
-				return fmt.Errorf("rename into %s: %w", r.to, err)
+			for _, r := range it.renames {
+				rdf, err := dirFor(r.to)
+				if err != nil {
+					return nil, err
+				}
+				if err := s.renameInto(r.from, r.to, rdf, true); err != nil {
+					return nil, fmt.Errorf("rename into %s: %w", r.to, err)
+				}
+			}
+			err = s.putRecord(it, df, true, &linked)
+		} else if err = s.putRecord(it, df, false, &linked); errors.Is(err, fs.ErrExist) {
+			if c, err = s.settleName(it); err == nil {
+				err = s.putRecord(it, df, true, &linked)
 			}
 		}
-		if f := it.unnamed; f != nil {
-			df, err := dirFor(it.final)
-			if err != nil {
-				return err
-			}
-			it.unnamed = nil
-			linked = append(linked, f)
-			if err := s.linkUnnamed(f, df, filepath.Base(it.final)); err != nil {
-				return err
-			}
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			collisions = append(collisions, *c)
 		}
 	}
-	// A link changed the file's inode too (see unnamed.go): sync again.
+	// A link changed the file's inode too (see fast_linux.go): sync again.
 	// Only batches past syncfsThreshold records have unnamed files, and
 	// they are synced with syncfs, which makes every new name durable as
 	// well; without it, each linked file and each directory is fsynced.
-	if len(linked) > 0 && unix.Syncfs(int(s.tmpDirFile.Fd())) == nil {
-		return nil
+	if len(linked) > 0 && s.fast.syncfs() == nil {
+		return collisions, nil
 	}
 	for _, f := range linked {
-		if err := unix.Fsync(f.fd); err != nil {
-			return fmt.Errorf("fsync linked record: %w", err)
+		if err := s.fast.fsyncUnnamed(f); err != nil {
+			return nil, fmt.Errorf("fsync linked record: %w", err)
 		}
 	}
 	for d, f := range dirs {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("fsync dir %s: %w", d, err)
+		if err := syncDirFile(f); err != nil {
+			return nil, fmt.Errorf("fsync dir %s: %w", d, err)
 		}
 		delete(parents, d)
 	}
 	for d := range parents {
 		if err := syncDir(d); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	return collisions, nil
+}
+
+// putRecord links or renames the record's temp file to it.final in dir.
+// With replace=false a name already taken is an error satisfying
+// errors.Is(err, fs.ErrExist), and the temp file stays for another try.
+func (s *Store) putRecord(it *pendingRecord, dir *os.File, replace bool, linked *[]*unnamedFile) error {
+	if f := it.unnamed; f != nil {
+		err := s.fast.linkUnnamed(f, dir, filepath.Base(it.final), replace)
+		if !replace && errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		// Linked or failed, it is closed after the final sync.
+		it.unnamed = nil
+		*linked = append(*linked, f)
+		return err
+	}
+	err := s.renameInto(it.recTemp, it.final, dir, replace)
+	if !replace && errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("rename into %s: %w", it.final, err)
+	}
+	it.recTemp = ""
 	return nil
 }
 
@@ -725,8 +751,11 @@ func (b *Batch) Discard() {
 		for _, r := range it.renames {
 			os.Remove(r.from)
 		}
+		if it.recTemp != "" {
+			os.Remove(it.recTemp)
+		}
 		if it.unnamed != nil {
-			b.s.closeUnnamed(it.unnamed)
+			b.s.fast.closeUnnamed(it.unnamed)
 			it.unnamed = nil
 		}
 	}
@@ -748,12 +777,15 @@ func (s *Store) syncTemp(items []*pendingRecord) error {
 		for _, r := range it.renames {
 			files = append(files, r.from)
 		}
+		if it.recTemp != "" {
+			files = append(files, it.recTemp)
+		}
 		if it.unnamed != nil {
 			unnamed = append(unnamed, it.unnamed)
 		}
 	}
-	if len(files)+len(unnamed) > syncfsThreshold {
-		if unix.Syncfs(int(s.tmpDirFile.Fd())) == nil {
+	if len(files)+len(unnamed) > syncfsThreshold && s.fast != nil {
+		if s.fast.syncfs() == nil {
 			return nil
 		}
 		// Not supported here: fall back to fsyncing each file.
@@ -766,14 +798,7 @@ func (s *Store) syncTemp(items []*pendingRecord) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			f, err := os.Open(name)
-			if err == nil {
-				err = f.Sync()
-				f.Close()
-			}
-			if err != nil {
-				errs[i] = fmt.Errorf("fsync %s: %w", name, err)
-			}
+			errs[i] = syncFile(name)
 		}()
 	}
 	for i, f := range unnamed {
@@ -781,7 +806,7 @@ func (s *Store) syncTemp(items []*pendingRecord) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := unix.Fsync(f.fd); err != nil {
+			if err := s.fast.fsyncUnnamed(f); err != nil {
 				errs[len(files)+i] = fmt.Errorf("fsync record temp file: %w", err)
 			}
 		}()

@@ -722,6 +722,12 @@ func (s *session) commit(batch *jsonstore.Batch, advanceTo uint32, notified time
 	if n := len(res.Summaries); n > 0 {
 		s.log.Info("captured", "records", n, "last_uid", res.Summaries[n-1].UID)
 	}
+	for _, c := range res.Collisions {
+		// The server reused a UID for another message: both records kept.
+		s.log.Warn("record name held by another message; kept both", "uid", c.UID,
+			"message_id", c.MessageID, "existing_message_id", c.ExistingMessageID,
+			"path", c.Path, "existing", c.Existing, "existing_err", c.ExistingErr)
+	}
 	s.m.metrics.bytes(s.id, res.Bytes)
 	s.mu.Lock()
 	s.status.Captured += int64(len(res.Summaries))

@@ -371,10 +371,7 @@ func (d *Dovecot) startLocked() error {
 	errStart, logStart := fileSize(d.errFile), fileSize(d.logFile) // judge this start by its own lines
 	cmd := exec.Command(d.dovecot, "-F", "-c", d.conf)
 	cmd.Stdout, cmd.Stderr = errOut, errOut
-	// Own process group: Freeze stops the whole instance and Stop can
-	// reap stragglers. Pdeathsig: a test binary killed by -timeout does
-	// not leave Dovecot running.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = serverAttr() // own process group, dies with the test (proc_*.go)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("run %s: %w", d.dovecot, err)
 	}
@@ -536,7 +533,7 @@ func (d *Dovecot) stopLocked(graceful bool) error {
 	}
 	pgid := d.cmd.Process.Pid
 	if d.frozen {
-		syscall.Kill(-pgid, syscall.SIGCONT)
+		killGroup(pgid, sigCont)
 		d.frozen = false
 	}
 	var err error
@@ -550,7 +547,7 @@ func (d *Dovecot) stopLocked(graceful bool) error {
 	}
 	// Anything of the instance still alive (a stuck imap process holding
 	// the listening socket) must not survive into Start.
-	syscall.Kill(-pgid, syscall.SIGKILL)
+	killGroup(pgid, syscall.SIGKILL)
 	<-d.exited
 	d.cmd, d.exited = nil, nil
 	return err
@@ -593,10 +590,10 @@ func (d *Dovecot) Restart(t testing.TB) {
 // Freeze stops (SIGSTOP) every process of the instance: connections stay
 // open and TCP still ACKs, but nothing answers until Thaw. doveadm commands
 // (Deliver …) hang while frozen.
-func (d *Dovecot) Freeze(t testing.TB) { d.signalGroup(t, syscall.SIGSTOP, true) }
+func (d *Dovecot) Freeze(t testing.TB) { d.signalGroup(t, sigStop, true) }
 
 // Thaw continues the processes stopped by Freeze.
-func (d *Dovecot) Thaw(t testing.TB) { d.signalGroup(t, syscall.SIGCONT, false) }
+func (d *Dovecot) Thaw(t testing.TB) { d.signalGroup(t, sigCont, false) }
 
 func (d *Dovecot) signalGroup(t testing.TB, sig syscall.Signal, frozen bool) {
 	t.Helper()
@@ -605,7 +602,7 @@ func (d *Dovecot) signalGroup(t testing.TB, sig syscall.Signal, frozen bool) {
 	if d.cmd == nil {
 		t.Fatal("testimap: dovecot is not running")
 	}
-	if err := syscall.Kill(-d.cmd.Process.Pid, sig); err != nil {
+	if err := killGroup(d.cmd.Process.Pid, sig); err != nil {
 		t.Fatalf("testimap: signal dovecot: %v", err)
 	}
 	d.frozen = frozen
