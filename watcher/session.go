@@ -172,6 +172,7 @@ func (s *session) setState(state State, err error, next time.Time) {
 func (s *session) run(ctx context.Context) error {
 	net := newBackoff(time.Second, s.watch.MaxBackoff.Duration)
 	auth := newBackoff(authRetryMin, authRetryMax)
+	busy := newBackoff(busyRetryMin, busyRetryMax)
 	for {
 		if ctx.Err() != nil {
 			s.setState(StateStopped, nil, time.Time{})
@@ -183,7 +184,7 @@ func (s *session) run(ctx context.Context) error {
 				continue
 			}
 		}
-		err := s.connectAndWatch(ctx, func() { net.reset(); auth.reset() })
+		err := s.connectAndWatch(ctx, func() { net.reset(); auth.reset(); busy.reset() })
 		if ctx.Err() != nil {
 			s.setState(StateStopped, nil, time.Time{})
 			return nil
@@ -207,6 +208,8 @@ func (s *session) run(ctx context.Context) error {
 			s.m.metrics.reconnect(s.id)
 			s.setState(StateReconnecting, nil, time.Now())
 			continue
+		case errors.Is(err, ErrServerBusy): // a budget signal, not a wrong password
+			state, delay = StateReconnecting, busy.next()
 		case errors.Is(err, ErrAuth):
 			s.m.metrics.authFailure(s.id)
 			state, delay = StateAuthFailed, auth.next()
