@@ -64,35 +64,34 @@ type flags struct {
 	version   bool
 }
 
-func parseFlags(name string, args []string, stderr io.Writer) (*flags, []string, error) {
-	f := &flags{}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.config, "config", "", "config file (default ./config.json, then $XDG_CONFIG_HOME/mailtap/config.json)")
+// newFlagSet registers every flag on f. Backquoted words in the usage are
+// the argument's name in --help.
+func newFlagSet(f *flags) *flag.FlagSet {
+	fs := flag.NewFlagSet("mailtap", flag.ContinueOnError)
+	// Errors and help are printed by run, once, in the --double-dash form.
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.config, "config", "", "config file at `PATH` (default ./config.json, then $XDG_CONFIG_HOME/mailtap/config.json)")
 	fs.StringVar(&f.config, "c", "", "shorthand for --config")
-	fs.StringVar(&f.out, "out", "", "output dir (overrides output.dir)")
-	fs.StringVar(&f.http, "http", "", "status page, health, metrics and control API address, e.g. 127.0.0.1:8025 (default off)")
+	fs.StringVar(&f.out, "out", "", "write records under `DIR` (overrides output.dir)")
+	fs.StringVar(&f.http, "http", "", "status page, health, metrics and control API on `ADDR`, e.g. 127.0.0.1:8025 (default off)")
 	fs.BoolVar(&f.headless, "headless", false, "no UI; structured logs on stderr (Docker, systemd)")
 	fs.BoolVar(&f.demo, "demo", false, "watch an embedded IMAP server with generated mail; needs no account")
 	fs.BoolVar(&f.once, "once", false, "catch up every watched mailbox, write, exit (cron)")
-	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "format of the log lines, `text|json`")
+	fs.StringVar(&f.logLevel, "log-level", "info", "lowest level logged, `debug|info|warn|error`")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage:
-  mailtap [flags]              TUI monitor (default when stdout is a terminal)
-  mailtap --headless           no UI; structured logs on stderr
-  mailtap --demo               embedded IMAP server + generated mail
-  mailtap --once               catch up every mailbox, write, exit
-  mailtap check                validate config, connect, log in, examine; exit 0/1
-  mailtap healthcheck          exit 0 iff the local status endpoint reports healthy
+	return fs
+}
 
-Flags:
-`)
-		fs.PrintDefaults()
-	}
+func parseFlags(args []string, stdout io.Writer) (*flags, []string, error) {
+	f := &flags{}
+	fs := newFlagSet(f)
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs)
+			return nil, nil, errHelpShown
+		}
+		return nil, nil, flagError(err)
 	}
 	switch f.logFormat {
 	case "text", "json":
@@ -118,16 +117,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
-	f, rest, err := parseFlags("mailtap", args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	switch cmd {
+	case "help":
+		printUsage(stdout, newFlagSet(&flags{}))
+		return exitOK
+	case "version":
+		cmd = ""
+		args = append([]string{"--version"}, args...)
+	}
+	f, rest, err := parseFlags(args, stdout)
+	if errors.Is(err, errHelpShown) {
 		return exitOK
 	}
+	rep := reporter{w: stderr, json: f != nil && f.logFormat == "json"}
 	if err != nil {
-		fmt.Fprintln(stderr, "mailtap:", err)
+		rep.json = jsonRequested(args)
+		rep.fail(err)
 		return exitUsage
 	}
 	if len(rest) > 0 {
-		fmt.Fprintf(stderr, "mailtap: unexpected argument %q (see mailtap --help)\n", rest[0])
+		rep.fail(fmt.Errorf("unexpected argument %q (see mailtap --help)", rest[0]))
 		return exitUsage
 	}
 	if f.version {
@@ -145,31 +154,57 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "healthcheck":
 		return runHealthcheck(ctx, f, stderr)
 	default:
-		fmt.Fprintf(stderr, "mailtap: unknown command %q (commands: check, healthcheck; see mailtap --help)\n", cmd)
+		rep.fail(fmt.Errorf("unknown command %q (commands: check, healthcheck, help, version; see mailtap --help)", cmd))
 		return exitUsage
 	}
 }
 
-// loadConfig resolves the config (file, or MAILTAP_* env), applies flag
-// overrides and validates. Every failure here is exit 2.
-func loadConfig(f *flags, log *slog.Logger) (*config.Config, error) {
-	cfg, notes, err := config.Resolve(f.config, os.Getenv)
+// jsonRequested tells whether args ask for JSON logs, for reporting a
+// flag error when parsing failed before --log-format was read.
+func jsonRequested(args []string) bool {
+	for i, a := range args {
+		switch {
+		case a == "--log-format=json", a == "-log-format=json":
+			return true
+		case (a == "--log-format" || a == "-log-format") && i+1 < len(args) && args[i+1] == "json":
+			return true
+		}
+	}
+	return false
+}
+
+// loadConfig resolves the config (file, or MAILTAP_* env; with --demo the
+// demo's, with the same env on top), applies flag overrides and validates.
+// Every failure here is exit 2. note receives what came from where.
+func loadConfig(f *flags, demoSrv *demo.Server, note func(string)) (*config.Config, error) {
+	var cfg *config.Config
+	var notes []string
+	var err error
+	if demoSrv != nil {
+		cfg = demoConfig(demoSrv)
+		notes, err = config.ApplyEnv(cfg, os.Getenv)
+	} else {
+		cfg, notes, err = config.Resolve(f.config, os.Getenv)
+	}
 	if err != nil {
 		return nil, err
 	}
 	for _, n := range notes {
-		log.Info("config", "note", n)
+		note(n)
 	}
 	if f.out != "" {
 		cfg.Output.Dir = f.out
-		log.Info("config", "note", "output.dir from --out")
+		note("output.dir from --out")
 	}
 	if f.http != "" {
 		cfg.HTTP.Addr = f.http
-		log.Info("config", "note", "http.addr from --http")
+		note("http.addr from --http")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(cfg.Output.Dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("output dir %s is a file, not a directory: give a directory with --out or output.dir", cfg.Output.Dir)
 	}
 	return cfg, nil
 }
@@ -185,46 +220,43 @@ func newLogHandler(w io.Writer, format string, level slog.Level) slog.Handler {
 func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	level, _ := parseLevel(f.logLevel)
 	useTUI := !f.headless && !f.once && isTerminal(stdout)
+	rep := reporter{w: stderr, json: f.logFormat == "json"}
 	// Until the output dir is known, log to stderr.
 	bootLog := slog.New(newLogHandler(stderr, f.logFormat, level))
 	if !f.headless && !f.once && !isTerminal(stdout) {
 		bootLog.Info("stdout is not a terminal: running headless (pass --headless to silence this)")
 	}
 
-	var cfg *config.Config
 	var demoSrv *demo.Server
 	if f.demo {
 		var err error
 		demoSrv, err = demo.Start(ctx, demo.Options{})
 		if err != nil {
-			bootLog.Error("start demo server", "err", err)
+			rep.fail(fmt.Errorf("start the demo server: %w", err))
 			return exitFailure
 		}
 		defer demoSrv.Close()
-		cfg = demoConfig(demoSrv, f)
-	} else {
-		var err error
-		cfg, err = loadConfig(f, bootLog)
-		if err != nil {
-			fmt.Fprintln(stderr, "mailtap:", err)
-			return exitUsage
-		}
 	}
-	if err := cfg.CheckSecrets(ctx); err != nil {
-		fmt.Fprintln(stderr, "mailtap:", err)
+	cfg, err := loadConfig(f, demoSrv, func(n string) { bootLog.Info("config", "note", n) })
+	if err != nil {
+		rep.fail(err)
 		return exitUsage
 	}
+	// Secrets are not resolved here: a source that fails (a helper without
+	// its keyring, an unset variable) is that account's auth_failed state,
+	// retried, while the other accounts run. Only a config that cannot be
+	// valid (no source, two sources) is exit 2, from Validate.
 
 	store, err := jsonstore.Open(cfg.Output.Dir, jsonstore.Options{
 		Pretty: cfg.Output.Pretty, SaveAttachments: cfg.Output.Attachments == "save",
 		SaveRaw: cfg.Output.SaveRaw, MaxBodyBytes: cfg.Output.MaxBodyBytes,
 	})
 	if errors.Is(err, jsonstore.ErrLocked) {
-		fmt.Fprintln(stderr, "mailtap:", err)
+		rep.fail(err)
 		return exitUsage
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "mailtap:", err)
+		rep.fail(err)
 		return exitFailure
 	}
 	defer store.Close()
@@ -232,11 +264,11 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	// In the TUI the terminal belongs to the UI: logs go to a file.
 	var logBuf *tui.LogBuffer
 	var log *slog.Logger
+	logPath := filepath.Join(store.StateDir(), "mailtap.log")
 	if useTUI {
-		path := filepath.Join(store.StateDir(), "mailtap.log")
-		lf, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
-			fmt.Fprintln(stderr, "mailtap: open log file:", err)
+			rep.fail(fmt.Errorf("open the log file: %w", err))
 			return exitFailure
 		}
 		defer lf.Close()
@@ -246,31 +278,40 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 		log = slog.New(newLogHandler(stderr, f.logFormat, level))
 	}
 	slog.SetDefault(log)
-	log.Info("mailtap starting", "version", version, "out", store.Dir(), "config", cfg.Source)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mgr := watcher.New(cfg, store, &watcher.Options{Logger: log, Metrics: watcher.NewMetrics(reg), Once: f.once})
 
+	// The status address is bound before anything starts, so a busy port
+	// is one clear line and exit 2, like a busy output dir.
+	var srv *statusweb.Server
+	if cfg.HTTP.Addr != "" && !f.once {
+		token, err := cfg.HTTP.Token()
+		if err != nil {
+			rep.fail(err)
+			return exitUsage
+		}
+		srv, err = statusweb.New(mgr, statusweb.Options{Addr: cfg.HTTP.Addr, Token: token, Gatherer: reg, Logger: log, Version: version})
+		if err != nil {
+			rep.fail(err)
+			return exitUsage
+		}
+		if err := srv.Listen(); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				err = fmt.Errorf("status page address %s is already in use (another mailtap?): choose another with --http or http.addr", cfg.HTTP.Addr)
+			}
+			rep.fail(err)
+			return exitUsage
+		}
+	}
+	log.Info("mailtap starting", "version", version, "out", store.Dir(), "config", cfg.Source)
+
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 
-	if cfg.HTTP.Addr != "" && !f.once {
-		token, err := cfg.HTTP.Token()
-		if err != nil {
-			fmt.Fprintln(stderr, "mailtap:", err)
-			return exitUsage
-		}
-		srv, err := statusweb.New(mgr, statusweb.Options{Addr: cfg.HTTP.Addr, Token: token, Gatherer: reg, Logger: log, Version: version})
-		if err != nil {
-			fmt.Fprintln(stderr, "mailtap:", err)
-			return exitUsage
-		}
-		if err := srv.Listen(); err != nil {
-			fmt.Fprintln(stderr, "mailtap:", err)
-			return exitFailure
-		}
+	if srv != nil {
 		log.Info("status page", "url", "http://"+srv.Addr()+"/")
 		wg.Add(1)
 		go func() {
@@ -290,17 +331,25 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	}()
 
 	if useTUI {
-		if err := tui.Run(runCtx, mgr, tui.Options{Out: store.Dir(), Logs: logBuf, Version: version}); err != nil {
+		if err := tui.Run(runCtx, mgr, tui.Options{Out: store.Dir(), Logs: logBuf, LogPath: logPath, Version: version}); err != nil {
 			log.Error("tui", "err", err)
 		}
 		cancel() // the user quit: finish the record in flight, checkpoint, exit
 	}
 	err = <-capErr
 	wg.Wait()
+	if useTUI {
+		// The screen is the user's again: say what happened and where.
+		var n int64
+		for _, st := range mgr.Status() {
+			n += st.Captured
+		}
+		fmt.Fprintf(stdout, "mailtap: %d captured this run; records are in %s\nlog: %s\n", n, store.Dir(), logPath)
+	}
 	if err != nil {
 		log.Error("capture failed", "err", err)
 		if useTUI { // the log went to a file; say it where the user looks
-			fmt.Fprintln(stderr, "mailtap:", err)
+			rep.fail(err)
 		}
 		return exitFailure
 	}
@@ -308,8 +357,10 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// demoConfig watches the embedded demo server like any account.
-func demoConfig(srv *demo.Server, f *flags) *config.Config {
+// demoConfig watches the embedded demo server like any account. The
+// environment (MAILTAP_OUT, MAILTAP_HTTP, MAILTAP_HTTP_TOKEN) and the flags
+// apply on top of it as on any config (loadConfig).
+func demoConfig(srv *demo.Server) *config.Config {
 	cfg := config.Defaults()
 	cfg.Source = "demo"
 	cfg.Accounts = []config.Account{{
@@ -318,26 +369,34 @@ func demoConfig(srv *demo.Server, f *flags) *config.Config {
 		Mailboxes: srv.Mailboxes(), Backfill: "all",
 	}}
 	cfg.Output.Dir = "./mailtap-demo"
-	if f.out != "" {
-		cfg.Output.Dir = f.out
-	}
 	cfg.Output.Attachments = "save"
 	cfg.Watch.MaxBackoff = config.Duration{Duration: 10 * time.Second}
-	if f.http != "" {
-		cfg.HTTP.Addr = f.http
-	}
 	return cfg
 }
 
+// runCheck prints a report for people on stdout; nothing else (no log
+// lines). With --demo it checks the demo server, as --demo would watch it.
 func runCheck(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
-	level, _ := parseLevel(f.logLevel)
-	log := slog.New(newLogHandler(stderr, f.logFormat, level))
-	cfg, err := loadConfig(f, log)
+	rep := reporter{w: stderr, json: f.logFormat == "json"}
+	var demoSrv *demo.Server
+	if f.demo {
+		var err error
+		if demoSrv, err = demo.Start(ctx, demo.Options{}); err != nil {
+			rep.fail(fmt.Errorf("start the demo server: %w", err))
+			return exitFailure
+		}
+		defer demoSrv.Close()
+	}
+	var notes []string
+	cfg, err := loadConfig(f, demoSrv, func(n string) { notes = append(notes, n) })
 	if err != nil {
-		fmt.Fprintln(stderr, "mailtap:", err)
+		rep.fail(err)
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "config %s: ok (%d account(s))\n", cfg.Source, len(cfg.Accounts))
+	fmt.Fprintf(stdout, "config %s: ok (%s)\n", cfg.Source, plural(len(cfg.Accounts), "account"))
+	for _, n := range notes {
+		fmt.Fprintf(stdout, "  note: %s\n", n)
+	}
 	failed := 0
 	for _, r := range watcher.Check(ctx, cfg) {
 		if r.Err != nil {
@@ -357,6 +416,13 @@ func runCheck(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+func plural(n int, one string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %ss", n, one)
+}
+
 func runHealthcheck(ctx context.Context, f *flags, stderr io.Writer) int {
 	addr := f.http
 	if addr == "" {
@@ -371,7 +437,8 @@ func runHealthcheck(ctx context.Context, f *flags, stderr io.Writer) int {
 		addr = "127.0.0.1:8025"
 	}
 	if err := statusweb.Check(ctx, addr); err != nil {
-		fmt.Fprintln(stderr, "mailtap healthcheck:", err)
+		// statusweb.Check's errors already begin with "healthcheck:".
+		reporter{w: stderr, json: f.logFormat == "json"}.fail(err)
 		return exitFailure
 	}
 	return exitOK

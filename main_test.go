@@ -22,7 +22,7 @@ func TestRun_exitCodes(t *testing.T) {
 	}{
 		{"version", []string{"--version"}, exitOK, "mailtap"},
 		{"help", []string{"--help"}, exitOK, "mailtap check"},
-		{"unknown flag", []string{"--nope"}, exitUsage, "flag provided but not defined"},
+		{"unknown flag", []string{"--nope"}, exitUsage, "unknown flag --nope"},
 		{"unknown command", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{"stray argument", []string{"--headless", "extra"}, exitUsage, `unexpected argument "extra"`},
 		{"bad log format", []string{"--log-format", "xml"}, exitUsage, "--log-format"},

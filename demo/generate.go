@@ -182,18 +182,30 @@ func msg(mailbox, kind string, date time.Time, b *bytes.Buffer) Message {
 	return Message{Mailbox: mailbox, Kind: kind, Date: date, Raw: b.Bytes()}
 }
 
+// plainMails pair each subject with its body: the first mail a new user
+// opens must read like a mail. %s is the sender's first name.
+var plainMails = []struct{ subject, body string }{
+	{"Lunch on Friday?", "Hi,\n\nare we still on for lunch on Friday? The new ramen place near the station opens at 11:30 — I can book a table for four.\n\nCheers,\n%s\n"},
+	{"Notes from today's standup", "Hello,\n\nhere are my notes from today's standup:\n\n  * the import job is green again\n  * release candidate goes out Thursday\n  * we still need someone to own the flaky retry test\n\nThanks,\n%s\n"},
+	{"Quick question about the deploy", "Hey,\n\nquick one: did the deploy yesterday include the config change for the cache TTL? Staging still shows 300s.\n\n— %s\n"},
+	{"Re: weekend hike", "Hi,\n\nSaturday works for me. Shall we take the ridge trail this time? I'll bring the map; the weather looks dry until 4 pm.\n\n%s\n"},
+	{"Draft for review", "Hi,\n\nhere is the draft of the release announcement for review. Comments inline are welcome; I'd like to send it out on Wednesday.\n\nBest,\n%s\n"},
+}
+
+// emojiMails are the emoji-heavy subjects, each with its own body.
+var emojiMails = []struct{ subject, body string }{
+	{"🎉 We shipped it!", "Team,\n\nthe release is out 🎉 Thanks everyone 🙏\nDrinks on me tonight 🍻\n"},
+	{"Coffee ☕ or tea 🍵?", "Hi all,\n\nI'm ordering for the office: coffee ☕ or tea 🍵? Reply by noon 🕛\n"},
+	{"🚀 Launch checklist ✅", "Team,\n\nlaunch checklist for tomorrow 🚀\n✅ docs\n✅ release notes\n⬜ status page\n"},
+}
+
 func (g *Generator) plain(now time.Time) Message {
 	from := pick(g, people)
-	subjects := []string{"Lunch on Friday?", "Notes from today's standup", "Quick question about the deploy", "Re: weekend hike", "Draft for review"}
-	bodies := []string{
-		"Hi,\n\nare we still on for lunch on Friday? The new ramen place near the station opens at 11:30 — I can book a table for four.\n\nCheers,\n%s\n",
-		"Hello,\n\nhere are my notes from today:\n\n  * the import job is green again\n  * release candidate goes out Thursday\n  * we still need someone to own the flaky retry test\n\nThanks,\n%s\n",
-		"Hey,\n\nquick one: did the deploy yesterday include the config change for the cache TTL? Staging still shows 300s.\n\n— %s\n",
-	}
+	m := pick(g, plainMails)
 	var b bytes.Buffer
-	g.header(&b, from, utf8Subject(pick(g, subjects)), now)
+	g.header(&b, from, utf8Subject(m.subject), now)
 	b.WriteString("Content-Type: text/plain; charset=utf-8; format=flowed\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
-	b.WriteString(qp([]byte(fmt.Sprintf(pick(g, bodies), strings.Fields(from.name)[0]))))
+	b.WriteString(qp([]byte(fmt.Sprintf(m.body, strings.Fields(from.name)[0]))))
 	return msg("INBOX", "plain", now, &b)
 }
 
@@ -237,11 +249,11 @@ func (g *Generator) japanese(now time.Time) Message {
 
 func (g *Generator) emoji(now time.Time) Message {
 	from := pick(g, people)
-	subjects := []string{"🎉 We shipped it!", "Coffee ☕ or tea 🍵?", "🚀 Launch checklist ✅"}
+	m := pick(g, emojiMails)
 	var b bytes.Buffer
-	g.header(&b, from, mime.BEncoding.Encode("utf-8", pick(g, subjects)), now)
+	g.header(&b, from, mime.BEncoding.Encode("utf-8", m.subject), now)
 	b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-	b.WriteString(b64([]byte(crlf("Team,\n\nthe release is out 🎉 Thanks everyone 🙏\nDrinks on me tonight 🍻\n"))))
+	b.WriteString(b64([]byte(crlf(m.body))))
 	return msg("INBOX", "utf-8-emoji", now, &b)
 }
 

@@ -135,7 +135,7 @@ func TestGenerator_wellFormedKindsParse(t *testing.T) {
 		{"multipart-alternative", "has shipped", "text/html", "Track your parcel"},
 		{"iso-8859-1", "Grüße aus München", "text/plain", "können wir die Besprechung"},
 		{"iso-2022-jp", "会議の議事録について", "text/plain", "議事録を共有いたします"},
-		{"utf-8-emoji", "", "text/plain", "🎉"},
+		{"utf-8-emoji", "", "text/plain", "\r\n\r\n"},
 		{"html-only", "The Weekly Gopher", "text/html", "Unsubscribe"},
 		{"pdf-attachment", "Invoice", "application/pdf", "%PDF-1.4"},
 		{"inline-image", "coverage report", "image/png", "\x89PNG"},
@@ -249,5 +249,42 @@ func TestFoldICS(t *testing.T) {
 	}
 	if unfolded := strings.ReplaceAll(folded, "\r\n ", ""); unfolded != "BEGIN:VEVENT\r\n"+long+"\r\nEND:VEVENT\r\n" {
 		t.Errorf("unfolding does not restore the text:\n%q", unfolded)
+	}
+}
+
+// Subjects and bodies belong together: each plain and emoji mail carries
+// the body written for its subject (the first mail a new user opens).
+func TestGenerator_subjectsMatchBodies(t *testing.T) {
+	topic := map[string]string{
+		"Lunch on Friday?":                "lunch on Friday",
+		"Notes from today's standup":      "notes from today's standup",
+		"Quick question about the deploy": "the deploy yesterday",
+		"Re: weekend hike":                "ridge trail",
+		"Draft for review":                "draft of the release announcement",
+		"🎉 We shipped it!":                "the release is out",
+		"Coffee ☕ or tea 🍵?":              "coffee ☕ or tea 🍵",
+		"🚀 Launch checklist ✅":            "launch checklist",
+	}
+	seen := map[string]bool{}
+	for _, m := range generate(7, 600) {
+		if m.Kind != "plain" && m.Kind != "utf-8-emoji" {
+			continue
+		}
+		parts, subject, err := walk(m.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, ok := topic[subject]
+		if !ok {
+			t.Errorf("%s mail with unexpected subject %q", m.Kind, subject)
+			continue
+		}
+		seen[subject] = true
+		if body := string(parts["text/plain"]); !strings.Contains(body, want) {
+			t.Errorf("subject %q carries a body about something else:\n%s", subject, body)
+		}
+	}
+	if len(seen) != len(topic) {
+		t.Errorf("only %d of %d subjects generated in 600 mails", len(seen), len(topic))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -126,4 +127,89 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %s %v\n%s", url, resp.Status, err, b)
 	}
 	return string(b)
+}
+
+// TestAuth_secretSourceFailsAtLogin: a password_command that fails and a
+// password_env whose variable is unset are not "invalid config" (the config
+// is valid; the source failed when it was read). mailtap starts, each such
+// account is auth_failed with the reason (the command's stderr, capped) and
+// a slow retry, and once the source works again the account logs in.
+func TestAuth_secretSourceFailsAtLogin(t *testing.T) {
+	binary(t)
+	t.Parallel()
+	const unset = "MAILTAP_E2E_NEVER_SET_PASSWORD"
+	srv := testimap.StartMem(t)
+	envSrv := testimap.StartMem(t)
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	out := filepath.Join(dir, "out")
+	cfg := baseConfig(srv, out)
+	// The helper fails until pwFile exists, and says why on a stderr line
+	// far longer than any status should carry.
+	cfg.Accounts[0].Name, cfg.Accounts[0].Password = "cmd", ""
+	cfg.Accounts[0].PasswordCommand = []string{"/bin/sh", "-c",
+		`if [ -f "$1" ]; then cat "$1"; else printf 'pass: keyring is locked, run pass unlock%01000d\n' 0 >&2; exit 3; fi`,
+		"helper", pwFile}
+	envAcct := baseConfig(envSrv, out).Accounts[0]
+	envAcct.Name, envAcct.Password, envAcct.PasswordEnv = "env", "", unset
+	cfg.Accounts = append(cfg.Accounts, envAcct)
+	path := cfg.Write(t)
+
+	p := startMailtap(t, runOpts{args: []string{"--headless", "--log-format", "json", "-c", path, "--http", "127.0.0.1:0"}})
+	url := p.waitLog(0, 20*time.Second, "the status page address", msgIs("status page")).str("url")
+	for _, acct := range []string{"cmd", "env"} {
+		p.waitLog(0, 20*time.Second, acct+" state=auth_failed", func(l logLine) bool {
+			return stateIs("auth_failed")(l) && l.str("account") == acct
+		})
+	}
+	var st struct {
+		Mailboxes []struct {
+			ID, State, Error string
+			NextRetry        *time.Time `json:"next_retry"`
+		}
+	}
+	body := httpGet(t, url+"api/status")
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("/api/status: %v\n%s", err, body)
+	}
+	want := map[string]string{"cmd/INBOX": "keyring is locked, run pass unlock", "env/INBOX": unset + `" is not set`}
+	for _, mb := range st.Mailboxes {
+		if mb.State != "auth_failed" || !strings.Contains(mb.Error, want[mb.ID]) {
+			t.Errorf("%s: state %q error %q, want auth_failed saying %q", mb.ID, mb.State, mb.Error, want[mb.ID])
+		}
+		if len(mb.Error) > 400 {
+			t.Errorf("%s: the error is %d bytes long; the command's stderr should be capped", mb.ID, len(mb.Error))
+		}
+		if mb.NextRetry == nil || time.Until(*mb.NextRetry) < 15*time.Second {
+			t.Errorf("%s: next retry %v, want the slow auth retry (≥ 15 s away)", mb.ID, mb.NextRetry)
+		}
+	}
+
+	check := startMailtap(t, runOpts{args: []string{"check", "-c", path}})
+	if code := check.exitCode(20 * time.Second); code != 1 {
+		t.Errorf("check with failing password sources exited %d, want 1", code)
+	}
+	if said := check.output(); !strings.Contains(said, "keyring is locked") || !strings.Contains(said, unset) {
+		t.Errorf("check does not say why each password could not be read:\n%s", said)
+	}
+
+	// The helper works again: a reconnect (instead of the minute of auth
+	// backoff) logs in.
+	if err := os.WriteFile(pwFile, []byte(srv.Password()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mark := p.logs.Len()
+	resp, err := http.Post(url+"api/reconnect?mailbox=cmd/INBOX", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	p.waitLog(mark, 20*time.Second, "cmd state=idle", func(l logLine) bool {
+		return stateIs("idle")(l) && l.str("account") == "cmd"
+	})
+	if !p.running() {
+		t.Fatalf("mailtap exited: %v", p.err)
+	}
+	p.stop()
+	assertNoPanic(t, p)
 }

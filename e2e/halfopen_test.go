@@ -34,7 +34,9 @@ func TestHalfOpen_frozenPeerDetected(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	cfg := baseConfig(dc, out)
 	cfg.Accounts[0].Port = px.Port()
-	p := headless(t, cfg.Write(t))
+	// Debug: the return to IDLE after a capture is a DEBUG line (it only
+	// brackets the capture), and the freeze must start in IDLE.
+	p := headless(t, cfg.Write(t), "--log-level", "debug")
 	p.waitLog(0, 20*time.Second, "state=idle", stateIs("idle"))
 	uid := dc.Deliver(t, "INBOX", testimap.Msg("before the freeze", 1))
 	p.waitLog(0, 10*time.Second, fmt.Sprintf("captured uid=%d", uid), capturedUID(uid))

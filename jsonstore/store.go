@@ -822,11 +822,7 @@ type attachmentSink struct {
 }
 
 func (a *attachmentSink) Save(index int, filename, contentType string) (io.WriteCloser, string, error) {
-	name := SafeName(filename)
-	if filename == "" || name == "_" {
-		name = fmt.Sprintf("attachment-%d", index+1)
-	}
-	name = uniqueName(name, a.used)
+	name := uniqueName(attachmentName(index, filename, contentType), a.used)
 	f, err := os.Create(a.s.tempName("att"))
 	if err != nil {
 		return nil, "", fmt.Errorf("save attachment %q: %w", name, err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +141,39 @@ func TestStore_rawAndAttachmentsSaved(t *testing.T) {
 	}
 	if b, err := os.ReadFile(saved); err != nil || string(b) != "hello" {
 		t.Errorf("saved attachment %q %v", b, err)
+	}
+}
+
+// TestStore_unnamedAttachmentsGetExtensions saves the parts of a message
+// that have no file name: each file gets an extension from its media type.
+func TestStore_unnamedAttachmentsGetExtensions(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "mailparse", "testdata", "unnamed_attachments.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{SaveAttachments: true})
+	b := s.NewBatch("a", "INBOX", 3, 0)
+	addMsg(t, b, 1, string(raw))
+	res, err := b.Commit(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := readRec(t, res.Summaries[0].Path)
+	var got []string
+	for _, a := range rec.Attachments {
+		if a.SavedAs == nil {
+			t.Fatalf("attachment not saved: %+v", a)
+		}
+		got = append(got, *a.SavedAs)
+		if fi, err := os.Stat(filepath.Join(dir, *a.SavedAs)); err != nil || fi.Size() != a.Size {
+			t.Errorf("%s: %v (size %d, record %d)", *a.SavedAs, err, fi.Size(), a.Size)
+		}
+	}
+	want := []string{"a/INBOX/3-0000000001/attachment-1.ics", "a/INBOX/3-0000000001/attachment-2.png",
+		"a/INBOX/3-0000000001/attachment-3.eml", "a/INBOX/3-0000000001/attachment-4"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("saved as %q, want %q", got, want)
 	}
 }
 

@@ -3,7 +3,6 @@ package mailparse
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"strings"
 	"sync"
@@ -142,9 +141,9 @@ func cutUTF8(s string, n int) string {
 }
 
 // srcReader wraps the message source and remembers its first error other
-// than io.EOF. go-message folds read errors into its own ("multipart:
-// NextPart: %v"), so Parse asks this reader, not an error chain, whether
-// the source itself failed.
+// than io.EOF. Decoders and charset readers may wrap or replace read
+// errors, so Parse asks this reader, not an error chain, whether the
+// source itself failed.
 type srcReader struct {
 	r   io.Reader
 	err error
@@ -175,43 +174,6 @@ func (m *errMemo) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// errPartHeaderTooBig stops a multipart reader that is reading a part
-// header without end.
-var errPartHeaderTooBig = errors.New("part header exceeds limit")
-
-// headerBudget sits under a go-message multipart reader. While armed
-// (only during NextPart, after the walker drained the previous part) it
-// counts the bytes the reader pulls in, which are a boundary line, a part
-// header and one buffer of look-ahead, and fails once they exceed the
-// limit: go-message's part headers are otherwise unbounded.
-type headerBudget struct {
-	r       io.Reader
-	armed   bool
-	used    int64
-	limit   int64
-	tripped bool
-}
-
-func (h *headerBudget) Read(p []byte) (int, error) {
-	if h.armed {
-		if h.used >= h.limit {
-			h.tripped = true
-			return 0, errPartHeaderTooBig
-		}
-		if rest := h.limit - h.used; int64(len(p)) > rest {
-			p = p[:rest]
-		}
-	}
-	n, err := h.r.Read(p)
-	if h.armed {
-		h.used += int64(n)
-	}
-	return n, err
-}
-
-func (h *headerBudget) arm()    { h.armed, h.used = true, 0 }
-func (h *headerBudget) disarm() { h.armed = false }
 
 // base64Reader decodes base64 (RFC 2045 §6.8) leniently and the same way
 // however the input is chunked (the standard library's decoder is strict,
@@ -598,18 +560,28 @@ func (q *qpReader) escape() {
 
 // transferDecoder returns a reader of the decoded body for a
 // Content-Transfer-Encoding. Unknown encodings return the raw bytes and
-// known=false. b64 or qp is set for those encodings, to read their
-// problems afterwards.
-func transferDecoder(cte string, r io.Reader) (dec io.Reader, b64 *base64Reader, qp *qpReader, known bool) {
+// known=false.
+func transferDecoder(cte string, r io.Reader) (dec io.Reader, ds decoders, known bool) {
 	switch strings.ToLower(strings.Trim(strings.TrimSpace(cte), `"`)) {
 	case "", "7bit", "8bit", "binary", "7-bit", "8-bit":
-		return r, nil, nil, true
+		return r, ds, true
 	case "quoted-printable":
-		q := newQPReader(r)
-		return q, nil, q, true
+		ds.qp = newQPReader(r)
+		return ds.qp, ds, true
 	case "base64":
-		d := newBase64Reader(r)
-		return d, d, nil, true
+		ds.b64 = newBase64Reader(r)
+		return ds.b64, ds, true
+	case "x-uuencode", "uuencode", "x-uue", "uue":
+		ds.uu = newUUReader(r)
+		return ds.uu, ds, true
 	}
-	return r, nil, nil, false
+	return r, ds, false
+}
+
+// decoders are the transfer decoders of one part (at most one is set),
+// kept to read their problems afterwards.
+type decoders struct {
+	b64 *base64Reader
+	qp  *qpReader
+	uu  *uuReader
 }

@@ -170,7 +170,7 @@ func TestDecodeCharset_aliases(t *testing.T) {
 		{"us-ascii", []byte("caf\xe9"), "café", true},
 		{"iso-2022-kr", []byte("\x1b$)Cabc"), "\x1b$)Cabc", false}, // disabled, not turned into U+FFFD
 		{"x-no-such-charset", []byte("abc\xff"), "abcÿ", false},
-		{"utf-7", []byte("+AGEAYgBj-"), "+AGEAYgBj-", false},
+		{"utf-7", []byte("+AGEAYgBj-"), "abc", true}, // utf7.go
 	}
 	for _, tt := range tests {
 		got, ok := decodeCharset(tt.label, tt.in)

@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gomail "github.com/emersion/go-message/mail"
 )
@@ -48,7 +49,7 @@ func (p *parser) readTopHeader(br *bufio.Reader) (fields []rawField, rest []byte
 			cur, curValue = nil, curValue[:0] // the string is a copy; reuse the bytes
 		}
 	}
-	// addLine unfolds the way go-message does for part headers: each
+	// addLine unfolds as part headers are (multipart.go): each
 	// physical line is trimmed and the non-empty ones are joined by one
 	// space, so a fold reads as a space whatever whitespace surrounded it.
 	addLine := func(l []byte) {
@@ -193,22 +194,29 @@ func quoteShort[T string | []byte](b T) string {
 // not UTF-8 are read as Windows-1252, raw ISO-2022-JP (old Japanese
 // mailers) is decoded, and RFC 2047 encoded words are decoded. Problems
 // are returned as messages for parse_errors.
+//
+// Encoded words are found in the raw bytes, so that 8-bit bytes a sender
+// put inside one are read as what they are (see parseEncodedWord); the
+// text around them is made valid UTF-8 afterwards.
 func headerText(raw string) (string, []string) {
 	var problems []string
-	s, bad := toUTF8(raw)
-	if bad {
-		problems = append(problems, "not valid UTF-8; 8-bit bytes read as Windows-1252")
-	}
+	s := raw
 	if strings.IndexByte(s, 0x1b) >= 0 && (strings.Contains(s, "\x1b$B") || strings.Contains(s, "\x1b$@") || strings.Contains(s, "\x1b(J")) {
 		if dec, ok := decodeCharset("iso-2022-jp", []byte(s)); ok && !strings.ContainsRune(dec, '\uFFFD') {
 			s = dec
 			problems = append(problems, "raw ISO-2022-JP without RFC 2047 encoding; decoded")
 		}
 	}
+	var bad bool
 	if strings.Contains(s, "=?") {
 		var more []string
-		s, more = decodeWords(s)
+		s, more, bad = decodeWords(s)
 		problems = append(problems, more...)
+	} else {
+		s, bad = toUTF8(s)
+	}
+	if bad {
+		problems = append([]string{"not valid UTF-8; 8-bit bytes read as Windows-1252"}, problems...)
 	}
 	return s, problems
 }
@@ -221,6 +229,7 @@ type encodedWord struct {
 	ok      bool   // Q/B decoding worked
 	text    string // converted text, valid if converted
 	conv    bool
+	raw8    string // "" for a 7-bit word; else how its raw 8-bit bytes were read
 }
 
 // decodeWords decodes RFC 2047 encoded words anywhere in s (also inside
@@ -229,8 +238,9 @@ type encodedWord struct {
 // adjacent words in one charset are joined before conversion, so a
 // character split across two words (common with B encoding) survives.
 // A word that cannot be decoded (unknown charset, bad base64) is kept as
-// written and reported.
-func decodeWords(s string) (string, []string) {
+// written and reported. s may hold any bytes; the result is valid UTF-8,
+// and bad reports bytes outside encoded words that were not.
+func decodeWords(s string) (out string, problems []string, bad bool) {
 	type seg struct {
 		lit  string
 		word *encodedWord
@@ -274,7 +284,6 @@ func decodeWords(s string) (string, []string) {
 
 	// Convert runs of adjacent words (only whitespace between them) that
 	// share a charset as one byte string.
-	var problems []string
 	for i := 0; i < len(segs); i++ {
 		w := segs[i].word
 		if w == nil || !w.ok {
@@ -316,12 +325,17 @@ func decodeWords(s string) (string, []string) {
 	}
 
 	var b strings.Builder
+	write := func(s string) {
+		s, isBad := toUTF8(s)
+		bad = bad || isBad
+		b.WriteString(s)
+	}
 	for i, sg := range segs {
 		if sg.word != nil {
 			if sg.word.conv {
 				b.WriteString(sg.word.text)
 			} else {
-				b.WriteString(sg.word.raw)
+				write(sg.word.raw)
 			}
 			continue
 		}
@@ -330,17 +344,22 @@ func decodeWords(s string) (string, []string) {
 			segs[i+1].word != nil && segs[i+1].word.conv {
 			continue
 		}
-		b.WriteString(sg.lit)
+		write(sg.lit)
 	}
 	for _, sg := range segs {
-		if sg.word != nil && !sg.word.ok && !sg.word.conv && sg.word.bytes == nil {
-			problems = append(problems, fmt.Sprintf("malformed encoded word %s; kept as written", quoteShort(sg.word.raw)))
+		w := sg.word
+		switch {
+		case w == nil:
+		case !w.ok && !w.conv && w.bytes == nil:
+			problems = append(problems, fmt.Sprintf("malformed encoded word %s; kept as written", quoteShort(w.raw)))
+		case w.raw8 != "":
+			problems = append(problems, fmt.Sprintf("encoded word %s holds raw 8-bit bytes; %s", quoteShort(w.raw), w.raw8))
 		}
 	}
 	if len(problems) > 3 {
 		problems = append(problems[:3], fmt.Sprintf("%d more problems with encoded words", len(problems)-3))
 	}
-	return b.String(), problems
+	return b.String(), problems, bad
 }
 
 // parseEncodedWord parses an encoded word at s[start:] ("=?" already
@@ -380,25 +399,11 @@ func parseEncodedWord(s string, start int, qs []int) (*encodedWord, int) {
 		}
 		w.bytes, w.ok = b, true
 	case 'Q', 'q':
-		b := make([]byte, 0, len(text))
-		for i := 0; i < len(text); i++ {
-			c := text[i]
-			switch {
-			case c == '_':
-				b = append(b, ' ')
-			case c == '=' && i+2 < len(text):
-				hi, ok1 := unhex(text[i+1])
-				lo, ok2 := unhex(text[i+2])
-				if ok1 && ok2 {
-					b = append(b, hi<<4|lo)
-					i += 2
-				} else {
-					b = append(b, c)
-				}
-			default:
-				b = append(b, c)
-			}
+		if hasHighBit(text) {
+			raw8Word(w, text)
+			return w, n
 		}
+		b := qDecode(make([]byte, 0, len(text)), text)
 		w.bytes, w.ok = b, true
 	default:
 		return nil, 0
@@ -407,6 +412,79 @@ func parseEncodedWord(s string, start int, qs []int) (*encodedWord, int) {
 		w.bytes = []byte{}
 	}
 	return w, n
+}
+
+// qDecode decodes RFC 2047 Q text leniently: "_" is a space, "=XX" a
+// byte, anything else (a lone "=") itself.
+func qDecode(b []byte, text string) []byte {
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c == '_':
+			b = append(b, ' ')
+		case c == '=' && i+2 < len(text):
+			hi, ok1 := unhex(text[i+1])
+			lo, ok2 := unhex(text[i+2])
+			if ok1 && ok2 {
+				b = append(b, hi<<4|lo)
+				i += 2
+			} else {
+				b = append(b, c)
+			}
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+func hasHighBit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// raw8Word decodes Q text that holds raw 8-bit bytes, which RFC 2047
+// forbids. Mail readers keep bytes that form valid UTF-8 as UTF-8 (a
+// sender wrote UTF-8 text under a Latin-1 label): so do we, converting
+// only the =XX escapes and ASCII around them from the word's charset, and
+// the word then counts as UTF-8. Bytes that are not valid UTF-8 are taken
+// as bytes of the labelled charset, as if they had been escaped.
+func raw8Word(w *encodedWord, text string) {
+	if !utf8.ValidString(text) {
+		w.bytes, w.ok = qDecode(make([]byte, 0, len(text)), text), true
+		w.raw8 = "read as " + w.charset
+		return
+	}
+	var out, run []byte
+	flush := func() {
+		if len(run) > 0 {
+			s, _ := decodeCharset(w.charset, run)
+			out = append(out, s...)
+			run = run[:0]
+		}
+	}
+	for i := 0; i < len(text); {
+		if text[i] < 0x80 {
+			j := i
+			for j < len(text) && text[j] < 0x80 {
+				j++
+			}
+			run = qDecode(run, text[i:j])
+			i = j
+			continue
+		}
+		flush()
+		_, size := utf8.DecodeRuneInString(text[i:])
+		out = append(out, text[i:i+size]...)
+		i += size
+	}
+	flush()
+	w.bytes, w.ok, w.charset = out, true, "utf-8"
+	w.raw8 = "kept as UTF-8"
 }
 
 // field returns the first field named name (case-insensitive) and whether
@@ -440,8 +518,13 @@ func (p *parser) addressList(fields []rawField, name string) []record.Address {
 			}
 			continue
 		}
-		lenient := lenientAddresses(v)
-		p.errorf("header %q: %v; read leniently as %d address(es)", f.name, err, len(lenient))
+		// net/mail rejects comments inside an address, routes and
+		// some groups, which RFC 5322 allows: only what even §4 does
+		// not allow is a parse error.
+		lenient, loose := lenientAddresses(v)
+		if loose {
+			p.errorf("header %q: %v; read leniently as %d address(es)", f.name, err, len(lenient))
+		}
 		out = append(out, lenient...)
 	}
 	return out
@@ -453,7 +536,7 @@ func (p *parser) addressList(fields []rawField, name string) []record.Address {
 func displayName(name string) string {
 	name = clean(name)
 	if strings.Contains(name, "=?") {
-		name, _ = decodeWords(name)
+		name, _, _ = decodeWords(name)
 	}
 	return name
 }
@@ -463,90 +546,6 @@ func displayName(name string) string {
 func clean(s string) string {
 	s, _ = toUTF8(s)
 	return s
-}
-
-// lenientAddresses splits an address list that net/mail rejected: on
-// commas and semicolons outside quotes, comments and angle brackets; each
-// piece is parsed on its own, or else taken apart by hand.
-func lenientAddresses(v string) []record.Address {
-	var out []record.Address
-	for _, piece := range splitAddressList(v) {
-		piece = strings.TrimSpace(piece)
-		if piece == "" {
-			continue
-		}
-		// Drop a group name ("Team: a@b") when the colon comes before any
-		// address syntax.
-		if c := strings.IndexByte(piece, ':'); c >= 0 && !strings.ContainsAny(piece[:c], `<@"`) {
-			piece = strings.TrimSpace(piece[c+1:])
-			if piece == "" {
-				continue
-			}
-		}
-		if a, err := gomail.ParseAddress(piece); err == nil {
-			out = append(out, record.Address{Name: displayName(a.Name), Address: clean(a.Address)})
-			continue
-		}
-		dec, _ := headerText(piece)
-		var a record.Address
-		if lt := strings.LastIndexByte(dec, '<'); lt >= 0 {
-			addr := dec[lt+1:]
-			if gt := strings.IndexByte(addr, '>'); gt >= 0 {
-				addr = addr[:gt]
-			}
-			a.Address = strings.TrimSpace(addr)
-			a.Name = unquoteName(dec[:lt])
-		} else {
-			a.Address = strings.TrimSpace(strings.Trim(dec, `"`))
-		}
-		if a.Address == "" && a.Name == "" {
-			continue
-		}
-		out = append(out, a)
-	}
-	return out
-}
-
-func unquoteName(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
-		s = strings.ReplaceAll(s[1:len(s)-1], `\"`, `"`)
-		s = strings.ReplaceAll(s, `\\`, `\`)
-	} else {
-		s = strings.Trim(s, `"`) // an unbalanced quote
-	}
-	return strings.TrimSpace(s)
-}
-
-func splitAddressList(v string) []string {
-	var (
-		out         []string
-		start       int
-		inQuote     bool
-		angle, cmnt int
-	)
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '\\' && (inQuote || cmnt > 0):
-			i++
-		case c == '"' && cmnt == 0:
-			inQuote = !inQuote
-		case inQuote:
-		case c == '(':
-			cmnt++
-		case c == ')' && cmnt > 0:
-			cmnt--
-		case cmnt > 0:
-		case c == '<':
-			angle++
-		case c == '>' && angle > 0:
-			angle--
-		case (c == ',' || c == ';') && angle == 0:
-			out = append(out, v[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, v[start:])
 }
 
 // parseMsgIDs reads a msg-id list (Message-ID, In-Reply-To, References)

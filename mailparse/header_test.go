@@ -32,9 +32,16 @@ func TestDecodeWords(t *testing.T) {
 		{"=?ISO-2022-JP?B?GyRCMnE1RBsoQg==?=", "会議", 0},
 		{"=?utf-8?q?=FF?=", "ÿ", 0}, // invalid UTF-8 in a UTF-8 word, read as Windows-1252
 		{"=??q?x?=", "=??q?x?=", 0},
+		// Raw 8-bit bytes inside a Q word (forbidden by RFC 2047 §5).
+		{"=?iso-8859-1?q?Fr\xc3\xb6sche?=", "Frösche", 1},           // valid UTF-8: kept as such
+		{"=?iso-8859-1?q?Fr\xc3\xb6sche_=F6?=", "Frösche ö", 1},     // escapes still in the label's charset
+		{"=?iso-8859-1?q?caf\xe9?=", "café", 1},                     // not UTF-8: the label's charset
+		{"=?koi8-r?q?\xf0\xd2\xc9?=", "При", 1},                     // idem, a non-Latin charset
+		{"=?iso-8859-1?q?\xc3\xa9?= =?iso-8859-1?q?=E9?=", "éé", 1}, // joins its neighbours
+		{"=?utf-8?b?w6k=?= raw \xe9 text", "é raw é text", 0},       // outside words: Windows-1252 (headerText reports it)
 	}
 	for _, tt := range tests {
-		got, problems := decodeWords(tt.in)
+		got, problems, _ := decodeWords(tt.in)
 		if got != tt.want || len(problems) != tt.problems {
 			t.Errorf("decodeWords(%q) = %q %q; want %q with %d problems", tt.in, got, problems, tt.want, tt.problems)
 		}
@@ -135,9 +142,27 @@ func TestLenientAddresses(t *testing.T) {
 		{`Team: x@y, z@w;`, []record.Address{{Name: "", Address: "x@y"}, {Name: "", Address: "z@w"}}},
 		{`=?utf-8?q?J=C3=B6rg?= <j@x> (comment, with comma)`, []record.Address{{Name: "Jörg", Address: "j@x"}}},
 		{`<>`, nil},
+		// RFC 5322 §3.4 comments, §4.4 obsolete syntax.
+		{`pete(his account)@silly.test(his host)`, []record.Address{{Name: "his host", Address: "pete@silly.test"}}},
+		{`Pete(A nice \) chap) <pete(his account)@silly.test(his host)>`, []record.Address{{Name: "Pete", Address: "pete@silly.test"}}},
+		{`(A comment) <x@y.test>`, []record.Address{{Name: "A comment", Address: "x@y.test"}}},
+		{`(comment only)`, nil},
+		{`(Empty list)(start)Hidden recipients  :(nobody(that I know))  ;`, nil},
+		{`<@route1,@route2:user@host.test>`, []record.Address{{Name: "", Address: "user@host.test"}}},
+		{`Name <@r1.example,@r2.example:u@h.example>, v@w.test`, []record.Address{{Name: "Name", Address: "u@h.example"}, {Name: "", Address: "v@w.test"}}},
+		{`A Group(Some people):Chris Jones <c@(Chris's host.)public.example>, joe@example.org, John <jdoe@one.test> (my dear friend); (the end of the group)`,
+			[]record.Address{{Name: "Chris Jones", Address: "c@public.example"}, {Name: "", Address: "joe@example.org"}, {Name: "John", Address: "jdoe@one.test"}}},
+		{`John Doe <jdoe@machine(comment).  example>`, []record.Address{{Name: "John Doe", Address: "jdoe@machine.example"}}},
+		{`"Joe & J. Harvey" <ddd @Org>, JJV @ BBN`, []record.Address{{Name: "Joe & J. Harvey", Address: "ddd@Org"}, {Name: "", Address: "JJV@BBN"}}},
+		{`john . q . public @ example . com`, []record.Address{{Name: "", Address: "john.q.public@example.com"}}},
+		{`John Smith john@example.com`, []record.Address{{Name: "John Smith", Address: "john@example.com"}}},
+		{`"john doe"@example.com (J)`, []record.Address{{Name: "J", Address: `"john doe"@example.com`}}},
+		{`Empty Group:;, (just a comment), a@b.test`, []record.Address{{Name: "", Address: "a@b.test"}}},
+		{`=?utf-8?q?Zo=C3=AB?= (=?utf-8?q?ignored?=) <z@x.test>`, []record.Address{{Name: "Zoë", Address: "z@x.test"}}},
+		{`<z@x.test> (=?utf-8?q?Zo=C3=AB?=)`, []record.Address{{Name: "Zoë", Address: "z@x.test"}}},
 	}
 	for _, tt := range tests {
-		if got := lenientAddresses(tt.in); !reflect.DeepEqual(got, tt.want) {
+		if got, _ := lenientAddresses(tt.in); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("lenientAddresses(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
@@ -180,6 +205,17 @@ func TestParseDate(t *testing.T) {
 		}
 		if _, err := got.MarshalJSON(); err != nil {
 			t.Errorf("parseDate(%q) does not marshal: %v", tt.in, err)
+		}
+	}
+}
+
+func TestContentID(t *testing.T) {
+	for in, want := range map[string]string{
+		"<logo@x>": "logo@x", " <logo@x> (comment)": "logo@x", "logo@x": "logo@x",
+		">00": "00", "<>00": "00", "<a<b>": "ab", "": "",
+	} {
+		if got := contentID(in); got != want {
+			t.Errorf("contentID(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"sync"
 
 	"github.com/emersion/go-message/charset"
-	"github.com/emersion/go-message/textproto"
 )
 
 // DefaultMaxBodyBytes is used when ParseOptions.MaxBodyBytes is zero.
@@ -52,11 +50,10 @@ const (
 	// maxParseErrors is how many parse errors a record lists; one more
 	// entry says how many were left out.
 	maxParseErrors = 100
-	// maxPartHeaderBytes bounds a part's header (plus the preamble before
-	// the first part).
+	// maxPartHeaderBytes bounds a part's header.
 	maxPartHeaderBytes = 1 << 20
-	// maxBoundaryLen is far above RFC 2046's 70 but keeps go-message's 4 KiB
-	// look-ahead able to see a whole boundary line.
+	// maxBoundaryLen is far above RFC 2046's 70 but keeps a whole
+	// delimiter line within the scanner's 4 KiB look-ahead.
 	maxBoundaryLen = 1000
 )
 
@@ -257,6 +254,7 @@ type entity struct {
 	depth       int                      // multipart nesting
 	path        string                   // IMAP-style part number, "" for the message body
 	defaultType string                   // text/plain, or message/rfc822 in a digest
+	parent      string                   // media type of the enclosing multipart, "" for the message
 }
 
 func (e entity) where() string {
@@ -326,96 +324,35 @@ func validMediaType(mt string) bool {
 	return strings.Count(mt, "/") == 1
 }
 
-// multipart walks the parts of a multipart entity with go-message's
-// multipart reader. The preamble is skipped here first: go-message fails
-// on a preamble line longer than its 4 KiB buffer, and when no boundary
-// line comes at all the body is shown as text instead.
-func (p *parser) multipart(e entity, mediatype, boundary string) {
-	pre := &capRecorder{r: e.body, max: p.max + 1}
-	br := getReader(&partReaders, pre)
-	defer putReader(&partReaders, br)
-	dash := []byte("--" + boundary)
-	var first []byte
-	for first == nil {
-		line, n, eol, err := readLine(br, int64(len(dash))+66, nil)
-		if p.stopped() {
-			return
-		}
-		if n == 0 && err != nil {
-			break
-		}
-		if t := bytes.TrimRight(line, " \t"); bytes.Equal(t, dash) ||
-			(len(t) == len(dash)+2 && bytes.HasPrefix(t, dash) && bytes.HasSuffix(t, []byte("--"))) {
-			first = append(line, eol...)
-		}
-		if err != nil {
-			break
+// contentID reads a Content-ID (RFC 2045 §7, a msg-id) without its angle
+// brackets: what is inside the first non-empty "<…>", else the whole value; stray
+// brackets are dropped, since "cid:" URLs cannot hold them.
+func contentID(v string) string {
+	v = strings.TrimSpace(clean(v))
+	if lt := strings.IndexByte(v, '<'); lt >= 0 {
+		if gt := strings.IndexByte(v[lt+1:], '>'); gt > 0 {
+			v = v[lt+1 : lt+1+gt]
 		}
 	}
-	if first == nil {
-		p.errorf("%s: %s has no boundary line %q; body kept as text", e.where(), mediatype, dash)
-		p.leaf(entity{get: func(string) string { return "" }, body: bytes.NewReader(pre.buf), raw: e.raw,
-			depth: e.depth, path: e.path, defaultType: "text/plain"}, "text/plain", nil)
-		return
-	}
-	pre.buf, pre.max = nil, 0
+	return strings.TrimSpace(strings.NewReplacer("<", "", ">", "").Replace(v))
+}
 
-	hb := &headerBudget{r: io.MultiReader(bytes.NewReader(first), br), limit: maxPartHeaderBytes + 16<<10}
-	mr := textproto.NewMultipartReader(hb, boundary)
-	childType := "text/plain"
-	if mediatype == "multipart/digest" {
-		childType = "message/rfc822" // RFC 2046 §5.1.5
+// isAttachment applies the body rule (docs/record.schema.json, README):
+// a part with disposition "attachment" is an attachment; so is one with a
+// file name, unless its disposition is explicitly "inline" and it is an
+// alternative of a multipart/alternative or no text or html body has been
+// chosen yet (a mailer that names the only text "notes.txt"). Everything
+// else is a body candidate: the first inline text/plain and text/html.
+func (p *parser) isAttachment(e entity, disp, filename string) bool {
+	switch {
+	case disp == "attachment":
+		return true
+	case filename == "":
+		return false
+	case disp == "inline":
+		return e.parent != "multipart/alternative" && (p.haveText || p.haveHTML)
 	}
-	for n := 1; ; n++ {
-		if p.stopped() {
-			return
-		}
-		hb.arm()
-		part, err := mr.NextPart()
-		hb.disarm()
-		if p.stopped() {
-			return
-		}
-		if err == io.EOF {
-			if n == 1 {
-				p.errorf("%s: %s has no parts", e.where(), mediatype)
-			}
-			return
-		}
-		if err != nil {
-			if hb.tripped {
-				p.errorf("%s: header of part %d larger than %d bytes; the rest of the multipart is skipped", e.where(), n, maxPartHeaderBytes)
-			} else {
-				p.errorf("%s: part %d: %v; the rest of the multipart is skipped", e.where(), n, err)
-			}
-			return
-		}
-
-		path := strconv.Itoa(n)
-		if e.path != "" {
-			path = e.path + "." + path
-		}
-		raw := &errMemo{r: part}
-		child := entity{get: part.Header.Get, body: raw, raw: raw, depth: e.depth + 1, path: path, defaultType: childType}
-		p.walk(child)
-		if p.stopped() {
-			return
-		}
-		// Drain what the leaf left after a decoding error, so that NextPart
-		// (whose header budget is armed) only reads the next header.
-		io.Copy(io.Discard, raw)
-		if p.stopped() {
-			return
-		}
-		if raw.err != nil {
-			if errors.Is(raw.err, io.ErrUnexpectedEOF) {
-				p.errorf("%s: message ends inside part %s (closing boundary of %s missing)", e.where(), path, mediatype)
-			} else {
-				p.errorf("%s: part %s: %v; the rest of the multipart is skipped", e.where(), path, raw.err)
-			}
-			return
-		}
-	}
+	return true
 }
 
 // leaf handles a non-multipart entity (or one kept opaque): the first
@@ -431,32 +368,37 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 	if filename == "" {
 		filename = params["name"]
 	}
-	isAttachment := disp == "attachment" || filename != ""
+	isAttachment := p.isAttachment(e, disp, filename)
 
 	body := e.body
-	var b64 *base64Reader
-	var qp *qpReader
+	var ds decoders
 	if !strings.HasPrefix(mediatype, "multipart/") {
 		cte := e.get("Content-Transfer-Encoding")
-		dec, f, q, known := transferDecoder(cte, e.body)
+		dec, d, known := transferDecoder(cte, e.body)
 		if !known {
 			p.errorf("%s: unknown Content-Transfer-Encoding %s; kept encoded", where, quoteShort(cte))
 		}
-		body, b64, qp = dec, f, q
-		defer releaseDecoders(b64, qp)
+		body, ds = dec, d
+		defer releaseDecoders(ds.b64, ds.qp)
+		if ds.uu != nil && filename == "" && ds.uu.name != "" {
+			filename = ds.uu.name // "begin 644 name"
+			isAttachment = p.isAttachment(e, disp, filename)
+		}
 	}
 
 	var err error
 	switch {
+	// A body that is empty or only whitespace does not hold its place:
+	// the next candidate of its type replaces it (an empty text/plain
+	// alternative must not push the real text into attachments).
 	case mediatype == "text/plain" && !isAttachment && !p.haveText:
-		p.haveText = true
 		p.rec.Text, err = p.readText(body, params["charset"], mediatype, where)
+		p.haveText = strings.TrimSpace(p.rec.Text) != ""
 	case mediatype == "text/html" && !isAttachment && !p.haveHTML:
-		p.haveHTML = true
 		p.rec.HTML, err = p.readText(body, params["charset"], mediatype, where)
+		p.haveHTML = strings.TrimSpace(p.rec.HTML) != ""
 	default:
-		cid := strings.TrimSpace(clean(e.get("Content-Id")))
-		cid = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(cid, "<"), ">"))
+		cid := contentID(e.get("Content-Id"))
 		err = p.attachment(body, record.Attachment{
 			Filename:    clean(filename),
 			ContentType: mediatype,
@@ -467,7 +409,20 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 	if p.stopped() {
 		return
 	}
-	if b64 != nil {
+	if uu := ds.uu; uu != nil {
+		if uu.noBegin {
+			p.errorf("%s: uuencoded body has no \"begin\" line; decoded from its first data line", where)
+		}
+		if uu.bad > 0 {
+			p.errorf("%s: uuencoded body has %d line(s) that are not uuencode; skipped", where, uu.bad)
+		}
+		if !uu.begun {
+			p.errorf("%s: uuencoded body holds no uuencoded data", where)
+		} else if !uu.ended {
+			p.errorf("%s: uuencoded body ends without its \"end\" line", where)
+		}
+	}
+	if b64 := ds.b64; b64 != nil {
 		if b64.junk > 0 {
 			p.errorf("%s: base64 body has %d bytes outside the base64 alphabet; skipped", where, b64.junk)
 		}
@@ -478,7 +433,7 @@ func (p *parser) leaf(e entity, mediatype string, params map[string]string) {
 			p.errorf("%s: base64 body ends with an incomplete group", where)
 		}
 	}
-	if qp != nil && qp.bad > 0 {
+	if qp := ds.qp; qp != nil && qp.bad > 0 {
 		p.errorf("%s: quoted-printable body has %d malformed escape(s); kept as is", where, qp.bad)
 	}
 	// A failing raw reader is reported by the multipart walker; here only

@@ -59,11 +59,13 @@ func parseFixture(t testing.TB, name string, opts ParseOptions) *record.Record {
 
 func marshalGolden(t testing.TB, rec *record.Record) []byte {
 	t.Helper()
-	b, err := json.MarshalIndent(rec, "", "  ")
+	// The bytes the store writes, so a golden shows a record as it is on
+	// disk (times in record.TimeLayout, HTML not escaped).
+	b, err := record.Append(nil, rec, true)
 	if err != nil {
 		t.Fatalf("marshal: %v", err)
 	}
-	return append(b, '\n')
+	return b
 }
 
 // TestParse_golden parses every fixture and compares the record with
@@ -384,7 +386,177 @@ func TestParse_expectations(t *testing.T) {
 			}
 		},
 		"unknown_encoding": func(t *testing.T, r *record.Record) {
-			if r.Text != "Text in a made-up transfer encoding." || !hasErr(r, `"x-uuencode"`) || !hasErr(r, `"x-bogus"`) {
+			if r.Text != "Text in a made-up transfer encoding." || hasErr(r, `"x-uuencode"`) || !hasErr(r, `"x-bogus"`) {
+				t.Errorf("text %q errors %q", r.Text, r.ParseErrors)
+			}
+			if a := r.Attachments; len(a) != 1 || a[0].Size != 3 || a[0].SHA256 != hexSHA256([]byte("abc")) {
+				t.Errorf("uuencoded attachment %+v", a)
+			}
+		},
+		"encoded_word_raw_8bit": func(t *testing.T, r *record.Record) {
+			// UTF-8 bytes inside a Latin-1 Q word stay UTF-8; the =XX escapes
+			// beside them are still Latin-1; raw bytes that are not UTF-8
+			// are read in the word's charset.
+			if r.Subject != "Frösche und Kröten" || headerValue(r, "X-Latin") != "café crème" {
+				t.Errorf("subject %q x-latin %q", r.Subject, headerValue(r, "X-Latin"))
+			}
+			want := [][]record.Address{{{Name: "Jürgen Müller", Address: "j@example.de"}},
+				{{Name: "André", Address: "a@example.org"}, {Name: "Zoë", Address: "z@example.org"}}, {{Name: "café", Address: "c@example.org"}}}
+			if got := [][]record.Address{r.From, r.To, r.Cc}; !reflect.DeepEqual(got, want) {
+				t.Errorf("addresses %v", got)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"Prüfbericht.pdf"}) {
+				t.Errorf("filenames %q", got)
+			}
+			if !hasErr(r, `header "Subject": encoded word`) || !hasErr(r, "kept as UTF-8") || !hasErr(r, "read as iso-8859-1") {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
+		"charset_utf7": func(t *testing.T, r *record.Record) {
+			if r.Subject != "Grüße – 日本語" || r.From[0].Name != "Zoë Ünal" {
+				t.Errorf("subject %q from %v", r.Subject, r.From)
+			}
+			if r.Text != "Hallo Zoë,\n1 + 1 = 2, and 5 € for the café ☕.\nSee you – 日本語.\n" ||
+				r.HTML != "<p>Grüße aus Köln – <b>Ünal</b> + friends</p>\n" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"résumé 2024.txt"}) || len(r.ParseErrors) != 0 {
+				t.Errorf("filenames %q errors %q", got, r.ParseErrors)
+			}
+		},
+		"address_comments": func(t *testing.T, r *record.Record) {
+			want := map[string][]record.Address{
+				"from":     {{Name: "Marta", Address: "marta@office.example"}},
+				"sender":   {{Name: "Marta Ortiz", Address: "marta@office.example"}},
+				"to":       {{Name: "Lee Wong", Address: "lee@dev.example"}, {Name: "", Address: "sam.k@dev.example"}, {Name: "Ana", Address: "ana@dev.example"}},
+				"cc":       nil,
+				"bcc":      nil,
+				"reply_to": {{Name: "", Address: "replies@office.example"}},
+			}
+			got := map[string][]record.Address{"from": r.From, "sender": r.Sender, "to": r.To, "cc": r.Cc, "bcc": r.Bcc, "reply_to": r.ReplyTo}
+			for k := range want {
+				if len(want[k]) == 0 && len(got[k]) == 0 {
+					continue
+				}
+				if !reflect.DeepEqual(got[k], want[k]) {
+					t.Errorf("%s = %v, want %v", k, got[k], want[k])
+				}
+			}
+			// All of it is RFC 5322 (with §4) but the Cc of only a comment.
+			if len(r.ParseErrors) != 1 || !hasErr(r, `header "Cc"`) {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
+		"inline_named_text": func(t *testing.T, r *record.Record) {
+			// An explicitly inline text with a file name is the body while
+			// no body has been chosen; after that, and without "inline", a
+			// named part is a file.
+			if r.Text != "Shopping: milk, bread, coffee." || r.HTML != "" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"receipt.pdf", "later.txt", "readme.txt"}) || len(r.ParseErrors) != 0 {
+				t.Errorf("filenames %q errors %q", got, r.ParseErrors)
+			}
+		},
+		"inline_named_alternative": func(t *testing.T, r *record.Record) {
+			// Alternatives are bodies whatever their names.
+			if r.Text != "The report is attached." || r.HTML != "<p>The <b>report</b> is attached.</p>" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"report.txt"}) {
+				t.Errorf("filenames %q", got)
+			}
+		},
+		"unnamed_attachments": func(t *testing.T, r *record.Record) {
+			// The parser keeps the empty names; jsonstore names the saved
+			// files from the media type (TestStore_unnamedAttachmentsGetExtensions).
+			var got []string
+			for _, a := range r.Attachments {
+				got = append(got, a.Filename+"|"+a.ContentType)
+			}
+			want := []string{"|text/calendar", "|image/png", "|message/rfc822", "|application/x-never-heard-of"}
+			if !reflect.DeepEqual(got, want) || r.Text != "Three parts without a file name follow." {
+				t.Errorf("attachments %q text %q", got, r.Text)
+			}
+		},
+		"boundary_doubled": func(t *testing.T, r *record.Record) {
+			// Each doubled delimiter gives an empty part, skipped; nothing after it is lost.
+			if r.Text != "The report is attached; two boundary lines came in a row before this part." || r.HTML != "<p>The report is attached.</p>" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"report.pdf"}) || r.Attachments[0].Size != 111 {
+				t.Errorf("attachments %+v", r.Attachments)
+			}
+			want := []string{"part 1 is empty (two boundary lines in a row); skipped", "part 2.2 is empty (two boundary lines in a row); skipped",
+				"part 3 is empty (two boundary lines in a row); skipped", "part 5 is empty (two boundary lines in a row); skipped"}
+			if !reflect.DeepEqual(r.ParseErrors, want) {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
+		"part_header_broken_fold": func(t *testing.T, r *record.Record) {
+			// Folds that lost their whitespace are read as folds, so the
+			// charset, the names and the parts after them survive.
+			if r.Text != "Grüße, the scan is attached." {
+				t.Errorf("text %q", r.Text)
+			}
+			var got []string
+			for _, a := range r.Attachments {
+				got = append(got, fmt.Sprintf("%s|%s|%s|%s|%d", a.Filename, a.ContentType, a.Disposition, a.ContentID, a.Size))
+			}
+			want := []string{"Scan 2024-03-25.pdf|application/pdf|attachment||111", "totals.csv|text/csv|attachment||21", "logo.png|image/png|inline|logo@example.com|70"}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("attachments %q", got)
+			}
+			if !hasErr(r, `part 2: header line "filename=\"Scan 2024-03-25.pdf\"" continues a field`) || !hasErr(r, "part 3: header starts with an indented line") {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
+		"nested_prefix_boundary_outer_first": func(t *testing.T, r *record.Record) {
+			// b1 > b1-1 > b1-1-1: "--b1-1" is no delimiter of "b1".
+			if r.Text != "Spring news: the garden opens on Saturday." || !strings.Contains(r.HTML, `<img src="cid:flower">`) {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if a := r.Attachments; len(a) != 2 || a[0].ContentID != "flower" || a[0].Size != 70 || a[1].Filename != "opening.ics" || len(r.ParseErrors) != 0 {
+				t.Errorf("attachments %+v errors %q", a, r.ParseErrors)
+			}
+		},
+		"nested_prefix_boundary_inner_first": func(t *testing.T, r *record.Record) {
+			// =_abc_2 > =_abc: "--=_abc_2" is no delimiter of "=_abc".
+			if r.Text != "Your order 1234 has shipped." || r.HTML != "<p>Your order <b>1234</b> has shipped.</p>" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"invoice-1234.pdf"}) || len(r.ParseErrors) != 0 {
+				t.Errorf("filenames %q errors %q", got, r.ParseErrors)
+			}
+		},
+		"empty_nested_multipart": func(t *testing.T, r *record.Record) {
+			// A blank multipart, one with no parts and one whose only
+			// text is blank give no body; the real text after them is chosen.
+			if r.Text != "Name: Ada\nMessage: the real text comes after three empty multiparts." || r.HTML != "<p>Name: Ada</p>" || len(r.Attachments) != 0 {
+				t.Errorf("text %q html %q attachments %+v", r.Text, r.HTML, r.Attachments)
+			}
+			if !hasErr(r, `part 1: multipart/alternative is empty`) || !hasErr(r, "part 2: multipart/related has no parts") {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
+		"uuencode": func(t *testing.T, r *record.Record) {
+			data1 := make([]byte, 300)
+			for i := range data1 {
+				data1[i] = byte((i*37 + 11) % 256)
+			}
+			data3 := make([]byte, 256)
+			for i := range data3 {
+				data3[i] = byte(i)
+			}
+			want := []record.Attachment{
+				{Filename: "table.bin", ContentType: "application/octet-stream", Disposition: "attachment", Size: 300, SHA256: hexSHA256(data1)},
+				{Filename: "notes from the meeting.txt", ContentType: "text/plain", Size: 47, SHA256: hexSHA256([]byte("Meeting notes\nline two with trailing spaces   \n"))},
+				{Filename: "bytes.dat", ContentType: "application/octet-stream", Disposition: "attachment", Size: 256, SHA256: hexSHA256(data3)},
+			}
+			if !reflect.DeepEqual(r.Attachments, want) {
+				t.Errorf("attachments\n%+v\nwant\n%+v", r.Attachments, want)
+			}
+			if r.Text != "Three files, uuencoded the old way." || len(r.ParseErrors) != 0 {
 				t.Errorf("text %q errors %q", r.Text, r.ParseErrors)
 			}
 		},
@@ -999,6 +1171,10 @@ func TestParse_hostileInputsStayLinear(t *testing.T) {
 		"rfc2231 sections":           head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Disposition: attachment" + rep("; f*1=x") + "\r\n\r\nx\r\n--b--\r\n",
 		"nested links":               head + "Content-Type: text/html\r\n\r\n" + strings.Repeat("<a href=x>", n/20) + "text" + strings.Repeat("</a>", n/20),
 		"tiny parts":                 head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + rep("--b\r\n\r\nx\r\n") + "--b--\r\n",
+		"doubled delimiters":         head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + rep("--b\r\n") + "--b--\r\n",
+		"delimiter padding":          head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b" + rep(" ") + "\r\ny\r\n--b--\r\n",
+		"broken folds":               head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n" + rep("x=y\r\n") + "\r\nbody\r\n--b--\r\n",
+		"near delimiters":            head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n" + rep("\r\n--b-") + "\r\n--b--\r\n",
 		"deep preamble":              head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + rep("no boundary here\r\n"),
 		"long boundary prefixes":     head + "Content-Type: multipart/mixed; boundary=" + strings.Repeat("b", 900) + "\r\n\r\n" + rep("\r\n--"+strings.Repeat("b", 899)+"X"),
 		"qp soft breaks":             head + "Content-Transfer-Encoding: quoted-printable\r\n\r\n" + rep("=\r\n"),
@@ -1044,10 +1220,29 @@ func TestParse_multipartEdgeCases(t *testing.T) {
 		{"only the final boundary", head + "--b--\r\n", 0, "", 0, "has no parts"},
 		{"part without header", head + "--b\r\n\r\nbare\r\n--b--\r\n", 0, "bare", 0, ""},
 		{"epilogue ignored", head + part("text/plain", "hi") + "--b--\r\nepilogue --b\r\n", 0, "hi", 0, ""},
-		{"malformed part header", head + part("text/plain", "kept") + "--b\r\nno colon here\r\n\r\nlost\r\n--b--\r\n", 0, "kept", 0, "part 2: "},
-		{"huge part header", head + part("text/plain", "kept") + "--b\r\n" + strings.Repeat("X-A: b\r\n", 200000) + "\r\nlost\r\n--b--\r\n", 0, "kept", 0, "header of part 2 larger than"},
-		{"inner multipart reusing the boundary", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n" + part("text/plain", "inner") + "--b--\r\n", 0, "", 1, "no boundary line"},
-		{"garbage after a boundary", head + part("text/plain", "hi") + "--b garbage\r\n\r\nx\r\n--b--\r\n", 0, "hi", 0, "part 2: "},
+		{"malformed part header", head + part("text/plain", "kept") + "--b\r\nno colon here\r\n\r\nnot lost\r\n--b--\r\n", 0, "kept", 1, "part 2: header line \"no colon here\" is not a field; skipped"},
+		{"huge part header", head + part("text/plain", "kept") + "--b\r\n" + strings.Repeat("X-A: b\r\n", 200000) + "\r\nnot lost\r\n--b--\r\n", 0, "kept", 1, "part 2: header larger than"},
+		{"inner multipart reusing the boundary", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n" + part("text/plain", "inner") + "--b--\r\n", 0, "inner", 0, "part 1: multipart/alternative is empty"},
+		{"doubled boundary line", head + "--b\r\n" + part("text/plain", "after") + part("image/png", "x") + "--b--\r\n", 0, "after", 1, "part 1 is empty"},
+		{"boundary then close", head + part("text/plain", "hi") + "--b\r\n--b--\r\n", 0, "hi", 0, "part 2 is empty"},
+		{"inner boundary extends the outer", "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n" +
+			"Content-Type: multipart/alternative; boundary=\"b1-1\"\r\n\r\n--b1-1\r\nContent-Type: text/plain\r\n\r\ninner text\r\n" +
+			"--b1-1\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b1-1--\r\n\r\n--b1\r\nContent-Type: image/png\r\n\r\npng\r\n--b1--\r\n", 0, "inner text", 1, ""},
+		{"outer boundary extends the inner", "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=\"b1-1\"\r\n\r\n--b1-1\r\n" +
+			"Content-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\ninner text\r\n" +
+			"--b1\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b1--\r\n\r\n--b1-1\r\nContent-Type: image/png\r\n\r\npng\r\n--b1-1--\r\n", 0, "inner text", 1, ""},
+		{"broken fold in a part header", head + "--b\r\nContent-Type: text/plain;\r\ncharset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\naGk=\r\n" + part("image/png", "x") + "--b--\r\n", 0, "hi", 1, "read as a fold"},
+		{"part body without a blank line", head + "--b\r\nContent-Type: text/plain\r\nthe body\r\n--b--\r\n", 0, "the body", 0, "read as the start of the body"},
+		{"part body without a blank line, two lines", head + "--b\r\nContent-Type: text/plain\r\nline 1\r\nline 2\r\n--b--\r\n", 0, "line 1\nline 2", 0, "read as the start of the body"},
+		{"delimiter at the end without a line break", head + part("text/plain", "hi") + "--b--", 0, "hi", 0, ""},
+		{"part header ends the message", head + part("text/plain", "hi") + "--b\r\nContent-Type: text/plain", 0, "hi", 0, "ends inside the header of part 2"},
+		{"empty nested alternative before the text", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 0, "part 1: multipart/alternative is empty"},
+		{"nested multipart with text but no boundary line", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\nstray text\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 1, "kept as an attachment"},
+		{"CR before a near-delimiter", head + part("text/plain", "a\r\n--bx\r\r\n--b\rx") + "--b--\r\n", 0, "a\n--bx\r\n--b\rx", 0, ""},
+		{"bare LF delimiters", "From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nlf text\n--b--\n", 0, "lf text", 0, ""},
+		{"base64-encoded multipart", "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\nContent-Transfer-Encoding: base64\r\n\r\nLS1iDQpDb250ZW50LVR5cGU6IHRleHQvcGxhaW4NCg0KZW5jb2RlZCBtdWx0aXBhcnQNCi0tYg0KQ29udGVudC1UeXBlOiBpbWFnZS9wbmcNCg0KcG5nDQotLWItLQ0K\r\n", 0, "encoded multipart", 1, "not allowed for multiparts"},
+		// RFC 2046 §5.1.1: only linear whitespace may follow a delimiter.
+		{"garbage after a boundary", head + part("text/plain", "hi") + "--b garbage\r\n\r\nx\r\n--b--\r\n", 0, "hi\n--b garbage\n\nx", 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1061,6 +1256,13 @@ func TestParse_multipartEdgeCases(t *testing.T) {
 			}
 			if (tt.errPart == "") != (len(rec.ParseErrors) == 0) || (tt.errPart != "" && !hasErr(rec, tt.errPart)) {
 				t.Errorf("parse errors %q, want one containing %q", rec.ParseErrors, tt.errPart)
+			}
+			bytewise, err := Parse(iotest.OneByteReader(strings.NewReader(tt.raw)), ParseOptions{MaxBodyBytes: tt.max})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := marshalGolden(t, rec), marshalGolden(t, bytewise); !bytes.Equal(a, b) {
+				t.Errorf("record depends on read sizes:\n%s", lineDiff(string(a), string(b)))
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package record
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -40,12 +41,12 @@ func Append(dst []byte, r *Record, pretty bool) ([]byte, error) {
 	if r.Date == nil {
 		e.raw("null")
 	} else {
-		e.time(*r.Date)
+		e.time(*r.Date) // the sender's offset is information: kept
 	}
 	e.key("internal_date")
-	e.time(r.InternalDate)
+	e.time(r.InternalDate.UTC())
 	e.key("captured_at")
-	e.time(r.CapturedAt)
+	e.time(r.CapturedAt.UTC())
 	e.key("flags")
 	e.strings(r.Flags)
 	e.intField("size", r.Size)
@@ -146,15 +147,15 @@ func (e *recordEncoder) bool(v bool)     { e.b = strconv.AppendBool(e.b, v) }
 func (e *recordEncoder) string(s string) { e.b = appendQuoted(e.b, s) }
 
 func (e *recordEncoder) time(t time.Time) {
-	// MarshalJSON is what encoding/json calls, so range errors (a year
-	// past 9999) are the same too.
-	j, err := t.MarshalJSON()
-	if err != nil {
-		e.err = errors.Join(e.err, err)
+	// The range is encoding/json's (MarshalJSON refuses years past 9999).
+	if y := t.Year(); y < 0 || y > 9999 {
+		e.err = errors.Join(e.err, fmt.Errorf("time %v: year outside [0,9999]", y))
 		e.raw("null")
 		return
 	}
-	e.b = append(e.b, j...)
+	e.b = append(e.b, '"')
+	e.b = t.AppendFormat(e.b, TimeLayout)
+	e.b = append(e.b, '"')
 }
 
 func (e *recordEncoder) strings(list []string) {

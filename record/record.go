@@ -65,6 +65,14 @@ type Header struct {
 	Value string `json:"value"`
 }
 
+// TimeLayout is the one format of every time in records and the API:
+// RFC 3339 with exactly three fractional digits. internal_date and
+// captured_at are in UTC ("Z"); date keeps the offset of the Date header.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// FormatTime formats t in TimeLayout, in UTC.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
 // Summary is the part of a Record that UIs show in a list.
 type Summary struct {
 	ID          string    `json:"id"`

@@ -40,8 +40,8 @@ func withSession(t *testing.T, golden []byte) map[string]any {
 	m["mailbox"] = "INBOX"
 	m["uid_validity"] = json.Number("1700000000")
 	m["uid"] = json.Number("42")
-	m["internal_date"] = "2024-03-05T14:03:25+01:00"
-	m["captured_at"] = "2024-03-05T13:03:26.123456789Z"
+	m["internal_date"] = "2024-03-05T13:03:25.000Z"
+	m["captured_at"] = "2024-03-05T13:03:26.123Z"
 	m["flags"] = []any{`\Seen`}
 	m["size"] = json.Number("1234")
 	return m
@@ -74,16 +74,20 @@ func TestSchema_rejects(t *testing.T) {
 	}
 	att := func(m map[string]any) map[string]any { return m["attachments"].([]any)[0].(map[string]any) }
 	tests := map[string]func(m map[string]any){
-		"missing field":        func(m map[string]any) { delete(m, "parse_errors") },
-		"null list":            func(m map[string]any) { m["to"] = nil },
-		"wrong version":        func(m map[string]any) { m["schema_version"] = json.Number("2") },
-		"date not RFC 3339":    func(m map[string]any) { m["date"] = "Tue, 5 Mar 2024 14:03:22 +0100" },
-		"negative size":        func(m map[string]any) { m["size"] = json.Number("-1") },
-		"uid over 32 bits":     func(m map[string]any) { m["uid"] = json.Number("4294967296") },
-		"bad sha256":           func(m map[string]any) { att(m)["sha256"] = "ABC" },
-		"content type params":  func(m map[string]any) { att(m)["content_type"] = "application/pdf; name=x" },
-		"missing saved_as":     func(m map[string]any) { delete(att(m), "saved_as") },
-		"address without name": func(m map[string]any) { delete(m["from"].([]any)[0].(map[string]any), "name") },
+		"missing field":             func(m map[string]any) { delete(m, "parse_errors") },
+		"null list":                 func(m map[string]any) { m["to"] = nil },
+		"wrong version":             func(m map[string]any) { m["schema_version"] = json.Number("2") },
+		"date not RFC 3339":         func(m map[string]any) { m["date"] = "Tue, 5 Mar 2024 14:03:22 +0100" },
+		"negative size":             func(m map[string]any) { m["size"] = json.Number("-1") },
+		"captured_at nanoseconds":   func(m map[string]any) { m["captured_at"] = "2024-03-05T13:03:26.123456789Z" },
+		"captured_at no fraction":   func(m map[string]any) { m["captured_at"] = "2024-03-05T13:03:26Z" },
+		"internal_date with offset": func(m map[string]any) { m["internal_date"] = "2024-03-05T14:03:25.000+01:00" },
+		"date without milliseconds": func(m map[string]any) { m["date"] = "2024-03-05T14:03:22+01:00" },
+		"uid over 32 bits":          func(m map[string]any) { m["uid"] = json.Number("4294967296") },
+		"bad sha256":                func(m map[string]any) { att(m)["sha256"] = "ABC" },
+		"content type params":       func(m map[string]any) { att(m)["content_type"] = "application/pdf; name=x" },
+		"missing saved_as":          func(m map[string]any) { delete(att(m), "saved_as") },
+		"address without name":      func(m map[string]any) { delete(m["from"].([]any)[0].(map[string]any), "name") },
 	}
 	for name, mutate := range tests {
 		m := withSession(t, golden)

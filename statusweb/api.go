@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"mailtap/record"
 	"mailtap/watcher"
 )
 
@@ -17,23 +20,44 @@ import (
 // Host check, control routes also behind the origin and token checks.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", s.serveAsset("index.html", "text/html; charset=utf-8"))
-	mux.HandleFunc("GET /app.js", s.serveAsset("app.js", "text/javascript; charset=utf-8"))
-	mux.HandleFunc("GET /style.css", s.serveAsset("style.css", "text/css; charset=utf-8"))
-	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	// Every path also gets a method-less pattern answering 405 in JSON
+	// (ServeMux's own 404 and 405 are plain text), and "/" a JSON 404.
+	allowed := map[string][]string{}
+	handle := func(method, path string, h http.Handler) {
+		mux.Handle(method+" "+path, h)
+		if method == http.MethodGet {
+			allowed[path] = append(allowed[path], http.MethodGet, http.MethodHead)
+		} else {
+			allowed[path] = append(allowed[path], method)
+		}
+	}
+	handle("GET", "/{$}", s.serveAsset("index.html", "text/html; charset=utf-8"))
+	handle("GET", "/app.js", s.serveAsset("app.js", "text/javascript; charset=utf-8"))
+	handle("GET", "/style.css", s.serveAsset("style.css", "text/css; charset=utf-8"))
+	handle("GET", "/favicon.ico", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 
-	mux.HandleFunc("GET /api/status", s.handleStatus)
-	mux.HandleFunc("GET /api/events", s.handleEvents)
-	mux.Handle("POST /api/pause", s.control("pause", s.w.Pause))
-	mux.Handle("POST /api/resume", s.control("resume", s.w.Resume))
-	mux.Handle("POST /api/reconnect", s.control("reconnect", s.w.Reconnect))
+	handle("GET", "/api/status", http.HandlerFunc(s.handleStatus))
+	handle("GET", "/api/events", http.HandlerFunc(s.handleEvents))
+	handle("POST", "/api/pause", s.control("pause", s.w.Pause))
+	handle("POST", "/api/resume", s.control("resume", s.w.Resume))
+	handle("POST", "/api/reconnect", s.control("reconnect", s.w.Reconnect))
 
-	mux.HandleFunc("GET /healthz", s.probe("unhealthy", s.w.Healthy))
-	mux.HandleFunc("GET /readyz", s.probe("not_ready", s.w.Ready))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{
+	handle("GET", "/healthz", s.probe("unhealthy", s.w.Healthy))
+	handle("GET", "/readyz", s.probe("not_ready", s.w.Ready))
+	handle("GET", "/metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{
 		ErrorLog:      slogPrinter{s},
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, allow))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such page: %s (see / for the status page, /api/status for JSON)", r.URL.Path))
+	})
 	return s.secure(mux)
 }
 
@@ -51,40 +75,49 @@ type statusJSON struct {
 }
 
 type mailboxJSON struct {
-	ID          string     `json:"id"` // "account/mailbox", the ?mailbox= value
-	Account     string     `json:"account"`
-	Mailbox     string     `json:"mailbox"`
-	State       string     `json:"state"`
-	Since       *time.Time `json:"since"`
-	Error       string     `json:"error"`
-	NextRetry   *time.Time `json:"next_retry"`
-	Paused      bool       `json:"paused"`
-	Captured    int64      `json:"captured"`
-	Errors      int64      `json:"errors"`
-	LastCapture *time.Time `json:"last_capture"`
-	UIDValidity uint32     `json:"uid_validity"`
-	LastUID     uint32     `json:"last_uid"`
+	ID          string   `json:"id"` // "account/mailbox", the ?mailbox= value
+	Account     string   `json:"account"`
+	Mailbox     string   `json:"mailbox"`
+	State       string   `json:"state"`
+	Since       *apiTime `json:"since"`
+	Error       string   `json:"error"`
+	NextRetry   *apiTime `json:"next_retry"`
+	Paused      bool     `json:"paused"`
+	Captured    int64    `json:"captured"`
+	Malformed   int64    `json:"malformed"` // captured with parse_errors
+	Errors      int64    `json:"errors"`    // failed connection attempts
+	LastCapture *apiTime `json:"last_capture"`
+	UIDValidity uint32   `json:"uid_validity"`
+	LastUID     uint32   `json:"last_uid"`
 }
 
 // recentItem is one captured mail as the page lists it.
 type recentItem struct {
-	ID          string     `json:"id"`
-	Mailbox     string     `json:"mailbox"` // "account/mailbox"
-	UID         uint32     `json:"uid"`
-	From        string     `json:"from"`
-	Subject     string     `json:"subject"`
-	Date        *time.Time `json:"date"`
-	CapturedAt  time.Time  `json:"captured_at"`
-	Size        int64      `json:"size"`
-	Attachments int        `json:"attachments"`
-	Path        string     `json:"path,omitempty"`
+	ID          string   `json:"id"`
+	Mailbox     string   `json:"mailbox"` // "account/mailbox"
+	UID         uint32   `json:"uid"`
+	From        string   `json:"from"`
+	Subject     string   `json:"subject"`
+	Date        *apiTime `json:"date"`
+	CapturedAt  apiTime  `json:"captured_at"`
+	Size        int64    `json:"size"`
+	Attachments int      `json:"attachments"`
+	Path        string   `json:"path,omitempty"`
 }
 
-func optTime(t time.Time) *time.Time {
+// apiTime is a time as the API writes it: record.TimeLayout in UTC, the
+// format of the records, so every time mailtap shows has one form.
+type apiTime struct{ time.Time }
+
+func (t apiTime) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + record.FormatTime(t.Time) + `"`), nil
+}
+
+func optTime(t time.Time) *apiTime {
 	if t.IsZero() {
 		return nil
 	}
-	return &t
+	return &apiTime{t}
 }
 
 func mailboxOf(st watcher.MailboxStatus) mailboxJSON {
@@ -92,7 +125,7 @@ func mailboxOf(st watcher.MailboxStatus) mailboxJSON {
 		ID: st.Mailbox.String(), Account: st.Mailbox.Account, Mailbox: st.Mailbox.Mailbox,
 		State: string(st.State), Since: optTime(st.Since), Error: st.Err,
 		NextRetry: optTime(st.NextRetry), Paused: st.Paused,
-		Captured: st.Captured, Errors: st.Errors, LastCapture: optTime(st.LastCapture),
+		Captured: st.Captured, Malformed: st.Malformed, Errors: st.Errors, LastCapture: optTime(st.LastCapture),
 		UIDValidity: st.UIDValidity, LastUID: st.LastUID,
 	}
 }
@@ -101,7 +134,7 @@ func itemOf(c watcher.Captured) recentItem {
 	sum := c.Summary
 	return recentItem{
 		ID: sum.ID, Mailbox: c.Mailbox.String(), UID: sum.UID,
-		From: sum.From, Subject: sum.Subject, Date: optTime(sum.Date), CapturedAt: c.At,
+		From: sum.From, Subject: sum.Subject, Date: optTime(sum.Date), CapturedAt: apiTime{c.At},
 		Size: sum.Size, Attachments: sum.Attachments, Path: sum.Path,
 	}
 }
@@ -118,7 +151,7 @@ func (s *Server) mailboxes() []mailboxJSON {
 // status is the full snapshot.
 func (s *Server) status() statusJSON {
 	return statusJSON{
-		Version: s.opts.Version, Started: s.started.Format(time.RFC3339), Now: time.Now().Format(time.RFC3339Nano),
+		Version: s.opts.Version, Started: record.FormatTime(s.started), Now: record.FormatTime(time.Now()),
 		TokenRequired: s.opts.Token != "", Mailboxes: s.mailboxes(), Recent: s.recent.list(),
 	}
 }
@@ -131,43 +164,68 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 // parameter the action applies to every mailbox.
 func (s *Server) control(action string, do func(id string) error) http.Handler {
 	h := func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		id := q.Get("mailbox")
-		if q.Has("mailbox") && id == "" {
+		// ?mailbox= may be repeated: the action applies to each, after all
+		// of them are known to exist (nothing happens for a typo).
+		ids := r.URL.Query()["mailbox"]
+		if slices.Contains(ids, "") {
 			// Most likely a bug in a script; acting on every mailbox would
 			// be a surprising reading of it.
 			writeError(w, http.StatusBadRequest, "mailbox is empty: give account/mailbox, or leave the parameter out to mean every mailbox")
 			return
 		}
-		if err := do(id); err != nil {
-			if errors.Is(err, watcher.ErrUnknownMailbox) {
-				writeError(w, http.StatusNotFound, fmt.Sprintf("unknown mailbox %q", id))
+		ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+		all := s.mailboxes()
+		known := make([]string, len(all))
+		for i, mb := range all {
+			known[i] = mb.ID
+		}
+		for _, id := range ids {
+			if !slices.Contains(known, id) {
+				writeJSON(w, http.StatusNotFound, struct {
+					Error string   `json:"error"`
+					Valid []string `json:"valid"`
+				}{fmt.Sprintf("unknown mailbox %q; valid: %s", id, listIDs(known)), known})
 				return
 			}
-			s.log.Error("control failed", "action", action, "mailbox", id, "err", err)
-			writeError(w, http.StatusInternalServerError, action+": "+err.Error())
-			return
 		}
-		target := id
+		targets := ids
+		if len(targets) == 0 {
+			targets = []string{""} // every mailbox
+		}
+		for _, id := range targets {
+			if err := do(id); err != nil {
+				if errors.Is(err, watcher.ErrUnknownMailbox) {
+					writeError(w, http.StatusNotFound, fmt.Sprintf("unknown mailbox %q; valid: %s", id, listIDs(known)))
+					return
+				}
+				s.log.Error("control failed", "action", action, "mailbox", id, "err", err)
+				writeError(w, http.StatusInternalServerError, action+": "+err.Error())
+				return
+			}
+		}
+		target := strings.Join(ids, ",")
 		if target == "" {
 			target = "all"
 		}
 		s.log.Info("control", "action", action, "mailbox", target, "remote", r.RemoteAddr)
 		mbs := s.mailboxes()
-		if id != "" {
-			for _, mb := range mbs {
-				if mb.ID == id {
-					mbs = []mailboxJSON{mb}
-					break
-				}
-			}
+		if len(ids) > 0 {
+			mbs = slices.DeleteFunc(mbs, func(mb mailboxJSON) bool { return !slices.Contains(ids, mb.ID) })
+		}
+		one := ""
+		if len(ids) == 1 {
+			one = ids[0]
+		}
+		if ids == nil {
+			ids = []string{}
 		}
 		writeJSON(w, http.StatusOK, struct {
 			OK        bool          `json:"ok"`
 			Action    string        `json:"action"`
-			Mailbox   string        `json:"mailbox"` // "" = all
+			Mailbox   string        `json:"mailbox"` // the one target; "" = all, or several (see targets)
+			Targets   []string      `json:"targets"` // every ?mailbox= given; [] = all
 			Mailboxes []mailboxJSON `json:"mailboxes"`
-		}{true, action, id, mbs})
+		}{true, action, one, ids, mbs})
 	}
 	return s.requireSameOrigin(s.requireToken(http.HandlerFunc(h)))
 }
@@ -197,6 +255,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
+}
+
+// listIDs names mailbox ids for an error message, the first 20 of them.
+func listIDs(ids []string) string {
+	if len(ids) > 20 {
+		return strings.Join(ids[:20], ", ") + fmt.Sprintf(" and %d more (GET /api/status lists them all)", len(ids)-20)
+	}
+	return strings.Join(ids, ", ")
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

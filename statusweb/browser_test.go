@@ -118,8 +118,9 @@ func (b *browser) checkConsole(t *testing.T) {
 	for _, m := range b.console {
 		bad := m.IsException() || strings.Contains(m.Text, "Content Security Policy")
 		// A refused control request is logged by the browser as a failed
-		// resource load; the tests provoke one (401) on purpose.
-		if m.Type == chromedp.ConsoleError && !strings.Contains(m.Text, "401") {
+		// resource load; the tests provoke one (401) on purpose, and the
+		// "gone" test a refused connection.
+		if m.Type == chromedp.ConsoleError && !strings.Contains(m.Text, "401") && !strings.Contains(m.Text, "ERR_CONNECTION_REFUSED") {
 			bad = true
 		}
 		if bad {
@@ -209,6 +210,9 @@ func TestBrowser_statusPage(t *testing.T) {
 		const hostile = `<img src=x onerror="window.pwned=1">Hello from the browser test`
 		r.imap.Deliver(t, "INBOX", testimap.Msg(hostile, 1))
 		do(t, ctx, "mail appears live", listed("Hello from the browser test"))
+		if h := eval[string](t, ctx, `document.getElementById('recent-head').textContent`); !strings.HasPrefix(h, "Captured") {
+			t.Errorf("the recent list's time column is labelled %q, want Captured (the TUI's meaning too)", h)
+		}
 		if n := eval[int](t, ctx, `document.querySelectorAll('#recent img').length`); n != 0 {
 			t.Errorf("subject was rendered as HTML: %d img elements", n)
 		}
@@ -219,6 +223,13 @@ func TestBrowser_statusPage(t *testing.T) {
 			t.Error("a subject ran script")
 		}
 		do(t, ctx, "counter", waitJS(`document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(2)').textContent.startsWith('1 this run')`))
+		// A malformed mail is captured (and counted) and counted as malformed,
+		// not as a connection error.
+		r.imap.Deliver(t, "INBOX", []byte("From: a@example.com\r\nSubject: Bad charset\r\nMessage-ID: <bad@x>\r\n"+
+			"Content-Type: text/plain; charset=x-unknown-charset\r\n\r\ncaf\xe9\r\n"))
+		do(t, ctx, "malformed counter", listed("Bad charset"),
+			waitJS(`document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(2)').textContent === '2 this run · 1 malformed'`),
+			waitJS(`document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(3)').textContent === '0 failed connections'`))
 
 		// Pause from the page, mail arrives, Resume: captured and listed.
 		do(t, ctx, "pause", chromedp.Click(controlButton("pause", inbox)), badgeIs(inbox, "paused"),
@@ -228,8 +239,8 @@ func TestBrowser_statusPage(t *testing.T) {
 		}
 		r.imap.Deliver(t, "INBOX", testimap.Msg("Delivered while paused", 2))
 		do(t, ctx, "resume", chromedp.Click(controlButton("resume", inbox)), listed("Delivered while paused"), badgeIs(inbox, "idle"))
-		if n := eval[int](t, ctx, `document.querySelectorAll('#recent li').length`); n != 2 {
-			t.Errorf("recent list has %d entries, want 2", n)
+		if n := eval[int](t, ctx, `document.querySelectorAll('#recent li').length`); n != 3 {
+			t.Errorf("recent list has %d entries, want 3", n)
 		}
 
 		// Reconnect all, from the header.
@@ -300,6 +311,80 @@ func TestBrowser_statusPage(t *testing.T) {
 		}
 		if strings.Contains(eval[string](t, ctx, `document.body.innerText`), token) {
 			t.Error("the page shows the token")
+		}
+	})
+
+	// mailtap goes away with the page open: nothing may keep looking live.
+	// A second status server in front of the rig's watcher is stopped and
+	// later started again on the same port, as a restarted mailtap would be.
+	t.Run("gone", func(t *testing.T) {
+		r := startRig(t)
+		serve := func(addr string) (stop func(), base string) {
+			srv, err := New(r.mgr, Options{Addr: addr, Gatherer: r.reg, Logger: quietLogger(t), Version: "v0.0.0-test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Listen(); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ctx) }()
+			var once sync.Once
+			stop = func() {
+				once.Do(func() {
+					cancel()
+					select {
+					case <-done:
+					case <-time.After(10 * time.Second):
+						t.Error("status server did not stop")
+					}
+				})
+			}
+			t.Cleanup(stop)
+			return stop, "http://" + srv.Addr()
+		}
+		stop, base := serve("127.0.0.1:0")
+		ctx := b.tab(t)
+		r.imap.Deliver(t, "INBOX", testimap.Msg("Before the outage", 1))
+		do(t, ctx, "open the page", chromedp.Navigate(base+"/"), badgeIs(inbox, "idle"), listed("Before the outage"),
+			waitJS(`document.getElementById('conn').textContent === 'live'`))
+		if eval[bool](t, ctx, `document.body.classList.contains('stale')`) {
+			t.Fatal("the page is marked stale while mailtap answers")
+		}
+
+		stop()
+		do(t, ctx, "the page notices", waitJS(`document.body.classList.contains('stale')`))
+		do(t, ctx, "states unknown", badgeIs(inbox, "unknown"))
+		if n := eval[int](t, ctx, `[...document.querySelectorAll('button[data-action]')].filter(b => !b.disabled).length`); n != 0 {
+			t.Errorf("%d control buttons stay clickable while mailtap is gone", n)
+		}
+		lost := eval[string](t, ctx, `document.getElementById('lost').hidden ? '' : document.getElementById('lost').textContent`)
+		if !strings.Contains(lost, "since") {
+			t.Errorf("the page does not say since when mailtap is gone: %q", lost)
+		}
+		if c := eval[string](t, ctx, `document.getElementById('conn').textContent`); !strings.Contains(c, "since") {
+			t.Errorf("connection indicator = %q, want it to say since when", c)
+		}
+		if last := eval[string](t, ctx, `document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(4)').textContent`); strings.Contains(last, "ago") {
+			t.Errorf("last capture still counts (%q) while mailtap is gone", last)
+		}
+		if op := eval[string](t, ctx, `getComputedStyle(document.querySelector('.card')).opacity`); op == "1" {
+			t.Error("the cards are not greyed out")
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		saveScreenshot(t, "status-page-gone.png", png)
+
+		_, _ = serve(strings.TrimPrefix(base, "http://"))
+		do(t, ctx, "restored", waitJS(`!document.body.classList.contains('stale')`), badgeIs(inbox, "idle"),
+			waitJS(`document.getElementById('lost').hidden`),
+			waitJS(`!document.querySelector('button[data-action="pause"][data-mailbox="test/INBOX"]').disabled`),
+			waitJS(`!document.querySelector('header button[data-action="reconnect"]').disabled`))
+		if last := eval[string](t, ctx, `document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(4)').textContent`); !strings.Contains(last, "ago") {
+			t.Errorf("last capture = %q after the restore, want it counting again", last)
 		}
 	})
 

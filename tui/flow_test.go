@@ -276,9 +276,14 @@ func TestFlow_reconnect(t *testing.T) {
 
 	f.press("r")
 	f.waitState(watcher.StateReconnecting) // the watcher dropped the connection
-	f.waitText("acct/INBOX reconnecting")  // the UI said so
 	f.waitState(watcher.StateIdle)
 	f.waitBadge("acct/INBOX", "idle")
+	// The status line follows the state: it says the reconnect is done,
+	// never "reconnecting" above an idle badge.
+	f.waitText("acct/INBOX reconnected")
+	if fr := f.frames.Last(); strings.Contains(fr, "reconnect requested") || strings.Contains(fr, "INBOX reconnecting") {
+		t.Errorf("the status line still says the reconnect is under way:\n%s", fr)
+	}
 
 	// With the server gone the badge counts down to the next attempt, and
 	// a message delivered meanwhile is captured once it is back.

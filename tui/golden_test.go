@@ -41,7 +41,7 @@ func scene(t testing.TB, w, h int, opts Options) Model {
 	m := NewModel(newFakeCtrl(), opts)
 	st := []watcher.MailboxStatus{
 		{Mailbox: mbox("personal", "INBOX"), State: watcher.StateIdle, Captured: 4, LastCapture: testNow.Add(-3 * time.Minute)},
-		{Mailbox: mbox("work", "INBOX"), State: watcher.StateReconnecting, Err: "dial tcp 10.0.0.1:993: connect: connection refused",
+		{Mailbox: mbox("work", "INBOX"), State: watcher.StateReconnecting, Err: "connect to imap.work.example.com:993: connection refused",
 			NextRetry: testNow.Add(7 * time.Second), Errors: 3, Captured: 1, LastCapture: testNow.Add(-31 * time.Minute)},
 		{Mailbox: mbox("work", "Lists/Go"), State: watcher.StatePaused, Paused: true, Captured: 1, LastCapture: testNow.Add(-25 * time.Minute)},
 	}
@@ -150,6 +150,8 @@ func TestGolden(t *testing.T) {
 			frames["screen_detail"] = detailed().View().Content
 			frames["screen_detail_scrolled"] = detailed("down", "down", "down").View().Content
 			frames["screen_detail_raw"] = detailed("o").View().Content
+			frames["screen_boxes"] = fresh("tab", "down").View().Content
+			frames["screen_boxes_filtering"] = fresh("tab", "/", "w", "o").View().Content
 			frames["screen_detail_error"] = update(t, fresh("down", "down", "enter"),
 				detailMsg{path: detailPath, err: fmt.Errorf("open %s: no such file or directory", detailPath)}).View().Content
 
@@ -218,7 +220,7 @@ func isFromMail(r rune) bool {
 func TestView_fitsEveryWidth(t *testing.T) {
 	for _, h := range []int{5, 10, 24} {
 		for w := 20; w <= 200; w += 7 {
-			for _, keys := range [][]string{nil, {"down", "down", "enter"}, {"l"}, {"?"}, {"/", "x"}} {
+			for _, keys := range [][]string{nil, {"down", "down", "enter"}, {"l"}, {"?"}, {"/", "x"}, {"tab"}, {"tab", "?"}, {"tab", "/", "w"}} {
 				m := scene(t, w, h, testOptions())
 				for _, k := range keys {
 					m = update(t, m, press(k))

@@ -11,9 +11,12 @@ import (
 )
 
 // boxState is what the header knows of one watched mailbox. State comes
-// from StateChanged events as they happen and from Status snapshots;
-// counters come from snapshots only (the watcher is their single source of
-// truth, so no event can be counted twice).
+// from StateChanged events as they happen and from Status snapshots.
+// Counters come from snapshots (the watcher is their source of truth), but
+// a snapshot is throttled: captures seen as events count at once, so
+// "captured" never lags "on disk", which counts the same events. Showing
+// the larger of the two can neither count an event twice nor run ahead of
+// the watcher.
 type boxState struct {
 	id    watcher.MailboxID
 	label string // sanitized "account/mailbox"
@@ -22,11 +25,19 @@ type boxState struct {
 	err     string // sanitized
 	next    time.Time
 	stateAt time.Time // time of the event or snapshot the state came from
+	since   time.Time // when the state was entered, as the watcher says
 
-	paused      bool // requested (the snapshot's Paused, or our own request)
-	captured    int64
-	errors      int64
+	uidValidity, lastUID uint32 // checkpoint, from the snapshot
+
+	paused      bool  // requested (the snapshot's Paused, or our own request)
+	captured    int64 // from the snapshot
+	malformed   int64 // from the snapshot: captured with parse_errors
+	errors      int64 // failed connection attempts, from the snapshot
 	lastCapture time.Time
+
+	// Live captures of this run seen as events, distinct records only.
+	seen, seenMalformed int64
+	seenLast            time.Time
 
 	// On disk: the count at the start-up scan plus records captured since
 	// whose UID is above anything the scan saw.
@@ -44,6 +55,9 @@ func (b *boxState) applyEvent(ev watcher.StateChanged) {
 	if ev.At.Before(b.stateAt) {
 		return
 	}
+	if ev.State != b.state {
+		b.since = ev.At
+	}
 	b.state, b.err, b.next, b.stateAt = ev.State, sanitizeLine(ev.Err), ev.NextRetry, ev.At
 }
 
@@ -52,10 +66,33 @@ func (b *boxState) applyEvent(ev watcher.StateChanged) {
 // before the snapshot must not roll the state back, and is then ignored by
 // applyEvent.
 func (b *boxState) applySnapshot(st watcher.MailboxStatus, at time.Time) {
-	b.captured, b.errors, b.lastCapture, b.paused = st.Captured, st.Errors, st.LastCapture, st.Paused
+	b.captured, b.malformed, b.errors, b.lastCapture, b.paused = st.Captured, st.Malformed, st.Errors, st.LastCapture, st.Paused
+	b.uidValidity, b.lastUID = st.UIDValidity, st.LastUID
 	if !at.Before(b.stateAt) {
 		b.state, b.err, b.next, b.stateAt = st.State, sanitizeLine(st.Err), st.NextRetry, at
+		b.since = st.Since
 	}
+}
+
+// countLive counts a record captured this run, seen as an event.
+func (b *boxState) countLive(s record.Summary, at time.Time) {
+	b.seen++
+	if s.ParseErrors > 0 {
+		b.seenMalformed++
+	}
+	if at.After(b.seenLast) {
+		b.seenLast = at
+	}
+}
+
+// capturedN, malformedN and last are the counters as shown.
+func (b *boxState) capturedN() int64  { return max(b.captured, b.seen) }
+func (b *boxState) malformedN() int64 { return max(b.malformed, b.seenMalformed) }
+func (b *boxState) last() time.Time {
+	if b.seenLast.After(b.lastCapture) {
+		return b.seenLast
+	}
+	return b.lastCapture
 }
 
 // countCapture counts a newly seen record toward "on disk".
@@ -183,7 +220,7 @@ func (m *model) renderHeader(b *strings.Builder, width int) int {
 	// Title bar.
 	var total int64
 	for _, bx := range h.boxes {
-		total += bx.captured
+		total += bx.capturedN()
 	}
 	left := " mailtap"
 	if m.opts.Version != "" {
@@ -207,10 +244,13 @@ func (m *model) renderHeader(b *strings.Builder, width int) int {
 		p.counter.to(b, truncate(" waiting for the watcher"+g.Ellipsis, width))
 		return lines + 1
 	}
-	show := h.lines(m.height)
+	show := m.headerLines()
 	shown := h.boxes
 	var rest []*boxState
-	if show < len(h.boxes) {
+	switch {
+	case m.state == stateBoxes:
+		shown, rest = nil, h.boxes
+	case show < len(h.boxes):
 		shown, rest = h.boxes[:show-1], h.boxes[show-1:]
 	}
 	nameW := 0
@@ -239,7 +279,7 @@ func (m *model) renderHeader(b *strings.Builder, width int) int {
 		b.WriteString(badges[i])
 		b.WriteString(strings.Repeat(" ", badgeW-widths[i]+1))
 		room := width - (1 + nameW + 1 + badgeW + 1)
-		counters := truncate(m.counters(bx, width >= 100), room, g.Ellipsis)
+		counters := truncate(m.counters(bx, width >= 100, room), room, g.Ellipsis)
 		p.counter.to(b, counters)
 		room -= widthOf(counters)
 		if bx.err != "" && room > 10 {
@@ -261,40 +301,53 @@ func (m *model) renderHeader(b *strings.Builder, width int) int {
 		}
 		var parts []string
 		for _, s := range order {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], strings.ReplaceAll(s, "_", " ")))
 		}
-		p.counter.to(b, truncate(fmt.Sprintf(" +%d more: %s", len(rest), strings.Join(parts, ", ")), width, g.Ellipsis))
+		line := fmt.Sprintf(" +%d more (tab: every mailbox): %s", len(rest), strings.Join(parts, ", "))
+		if len(shown) == 0 {
+			line = fmt.Sprintf(" %s: %s", plural(len(rest), "mailbox", "mailboxes"), strings.Join(parts, ", "))
+		}
+		p.counter.to(b, truncate(line, width, g.Ellipsis))
 	}
 	return lines
 }
 
-// counters is "12 captured · 3410 on disk · 0 errors · last 14:02:11";
-// narrow terminals get shorter labels. Without an output dir to scan
-// there is no on-disk count.
-func (m *model) counters(bx *boxState, wide bool) string {
-	sep := m.glyphs.Sep
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d captured", bx.captured)
+// counters is "12 captured · 3410 on disk · 1 malformed · 0 conn errors ·
+// last 14:02:11": malformed counts mail captured with parse_errors, conn
+// errors the failed connection attempts. Narrow terminals get shorter
+// labels and no zero malformed count. Without an output dir to scan there
+// is no on-disk count.
+// Parts that do not fit in room are left out whole, last first, rather
+// than cut in the middle; the mailbox panel (tab) has every counter.
+func (m *model) counters(bx *boxState, wide bool, room int) string {
+	parts := []string{fmt.Sprintf("%d captured", bx.capturedN())}
 	if m.opts.Out != "" {
 		disk := "?"
 		if bx.diskKnown {
 			disk = strconv.Itoa(bx.disk)
 		}
-		b.WriteString(sep + disk + " on disk")
+		parts = append(parts, disk+" on disk")
+	}
+	if n := bx.malformedN(); wide || n > 0 {
+		parts = append(parts, fmt.Sprintf("%d malformed", n))
 	}
 	last := "-"
-	if !bx.lastCapture.IsZero() {
-		last = bx.lastCapture.In(m.loc).Format("15:04:05")
+	if t := bx.last(); !t.IsZero() {
+		last = t.In(m.loc).Format("15:04:05")
 		if !wide {
 			last = last[:5]
 		}
 	}
 	if wide {
-		b.WriteString(sep + plural(int(bx.errors), "error", "errors") + sep + "last " + last)
+		parts = append(parts, plural(int(bx.errors), "conn error", "conn errors"), "last "+last)
 	} else {
-		fmt.Fprintf(&b, "%s%d err%s%s", sep, bx.errors, sep, last)
+		parts = append(parts, fmt.Sprintf("%d conn err", bx.errors), last)
 	}
-	return b.String()
+	sep := m.glyphs.Sep
+	for len(parts) > 1 && widthOf(strings.Join(parts, sep)) > room {
+		parts = parts[:len(parts)-1]
+	}
+	return strings.Join(parts, sep)
 }
 
 func plural(n int, one, many string) string {

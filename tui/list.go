@@ -52,8 +52,9 @@ func (r *row) setSummary(sum record.Summary) {
 	}
 	r.acct = sanitizeLine(sum.Account)
 	r.mbox = sanitizeLine(sum.Mailbox)
-	// The filter matches what the user sees plus the full address.
-	r.key = strings.ToLower(r.from + "\n" + sanitizeLine(sum.From) + "\n" + r.subject)
+	// The filter matches what the user sees (sender, subject, the MAILBOX
+	// column as account/mailbox) plus the full address.
+	r.key = strings.ToLower(r.from + "\n" + sanitizeLine(sum.From) + "\n" + r.subject + "\n" + r.acct + "/" + r.mbox)
 }
 
 // displayName shows the name of "Name <addr>", or the address without one.
@@ -385,7 +386,8 @@ type listLayout struct {
 	showBox                         bool
 }
 
-const timeCols = 6 // "15:04 ", "Jan 02", "2024  "
+// timeCols fits the "CAPTURED" heading and "15:04", "Jan 02", "2024".
+const timeCols = 8
 
 func layoutFor(width int, showBox bool) listLayout {
 	ly := listLayout{width: width, time: timeCols, showBox: showBox}
@@ -408,7 +410,7 @@ func (m *model) renderList(b *strings.Builder, width int) {
 	ly := layoutFor(width, m.showMailboxColumn())
 	var h strings.Builder
 	h.WriteString(" ")
-	h.WriteString(pad("TIME", ly.time))
+	h.WriteString(pad("CAPTURED", ly.time))
 	h.WriteString(" ")
 	h.WriteString(pad("FROM", ly.from))
 	h.WriteString(" ")
@@ -444,7 +446,7 @@ func (m *model) renderList(b *strings.Builder, width int) {
 			continue
 		}
 		r := l.rowAt(d)
-		tm := pad(shortTime(r.at, r.sum.Date, now, m.loc), ly.time)
+		tm := pad(shortTime(r.at, now, m.loc), ly.time)
 		if ck := (cellKey{ly.from, ly.box, ly.subject, !singleAcct, g.Ellipsis}); r.cellsFor != ck {
 			r.cellsFor = ck
 			r.cFrom = fit(r.from, ly.from, g.Ellipsis)
@@ -508,13 +510,11 @@ func (m *model) renderList(b *strings.Builder, width int) {
 	}
 }
 
-// shortTime formats a mail's time in a fixed 6 columns: the Date header
-// (the time the user thinks of the mail by), else the capture time.
-func shortTime(captured, date, now time.Time, loc *time.Location) string {
-	t := date
-	if t.IsZero() {
-		t = captured
-	}
+// shortTime formats the capture time, the list's sort key, in at most 6
+// columns. Not the Date header: a sender's clock (or a delayed delivery)
+// would put the column out of the list's order, and the status page shows
+// capture time too. The detail view shows both.
+func shortTime(t, now time.Time, loc *time.Location) string {
 	if t.IsZero() {
 		return ""
 	}

@@ -237,7 +237,7 @@ func TestModel_pauseNeedsTarget(t *testing.T) {
 		{Mailbox: mbox("a", "INBOX"), State: watcher.StateIdle}, {Mailbox: mbox("b", "INBOX"), State: watcher.StateIdle}}})
 	nm, _ := m.Update(press("p"))
 	m = nm.(Model)
-	if len(ctrl.Calls()) != 0 || !strings.Contains(plain(m), "press P for all") {
+	if len(ctrl.Calls()) != 0 || !strings.Contains(plain(m), "P pauses all") {
 		t.Fatalf("calls %v, frame:\n%s", ctrl.Calls(), plain(m))
 	}
 }

@@ -76,6 +76,13 @@ func (m *model) renderLogs(b *strings.Builder, width int) {
 	if m.opts.Logs == nil && len(m.logs.entries) == 0 {
 		title = " No log buffer: warnings and errors go to the log file"
 	}
+	if p := m.opts.LogPath; p != "" {
+		// Where everything else is; the shorter label when space is short.
+		title = " Warnings and errors · full log: " + sanitizeLine(p)
+		if widthOf(title) > width {
+			title = " Full log: " + sanitizeLine(p)
+		}
+	}
 	b.WriteString(st.Section.Render(pad(truncate(title, width), width)))
 	b.WriteString("\n")
 	b.WriteString(m.logs.vp.View())

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,6 +24,7 @@ const (
 	stateList viewState = iota
 	stateDetail
 	stateLogs
+	stateBoxes // the mailbox panel
 )
 
 // Messages. All I/O (reading records, asking the controller) happens in
@@ -80,15 +82,21 @@ type model struct {
 
 	header *header
 	list   *mailList
+	boxes  *boxPanel
 	detail *detail
 	logs   *logPane
 	help   help.Model
 	filter textinput.Model
 
-	helpText       string // the help bar for the current state and width, set by layout
-	filtering      bool   // the filter input has focus
+	helpText  string // the help bar for the current state and width, set by layout
+	filtering bool   // the filter input has focus
+	// What the filter edit started from, restored by FilterCancel.
+	filterWas      string
+	filterSelWas   *row
+	filterBoxWas   string
 	notice         string
 	noticeID       int
+	follow         *reconnectNotice // the notice reports this reconnect
 	unseenWarnings int
 	seenLogSeq     uint64
 	statusPending  bool // a throttled status refresh is scheduled
@@ -117,9 +125,10 @@ func NewModel(ctrl watcher.Controller, opts Options) Model {
 	}
 	m.paint = newPaints(&m.styles)
 	m.logs = newLogPane(&m.styles)
+	m.boxes = newBoxPanel(m.header, &m.styles, m.paint, m.glyphs, &m.keys, m.now, m.loc)
 	m.help.Styles = m.styles.Help
 	m.filter.Prompt = "/"
-	m.filter.Placeholder = "filter by sender or subject"
+	m.filter.Placeholder = "filter by sender, subject or mailbox"
 	m.filter.SetVirtualCursor(false) // a real cursor: no blink redraws over SSH
 	fs := m.filter.Styles()
 	fs.Focused.Prompt = m.styles.Prompt
@@ -201,11 +210,73 @@ func (m *model) scheduleTick() tea.Cmd {
 	return tea.Tick(time.Second, func(time.Time) tea.Msg { return tickMsg{} })
 }
 
+// reconnectNotice is a requested reconnect whose notice follows the
+// mailboxes' states: "reconnect requested" until they went down and came
+// back, then "reconnected" (which expires), so the status line never says
+// "reconnecting" above an idle badge.
+type reconnectNotice struct {
+	target string // mailbox id, "" = all
+	who    string // as shown
+	down   bool   // left the watching states since the request
+}
+
+// noticeTTL is how long a notice stays; one that follows a reconnect is
+// replaced when the reconnect is over.
+const noticeTTL = 8 * time.Second
+
 func (m *model) setNotice(s string) tea.Cmd {
+	m.follow = nil
 	m.noticeID++
 	m.notice = s
 	id := m.noticeID
-	return tea.Tick(8*time.Second, func(time.Time) tea.Msg { return noticeMsg{id: id} })
+	return tea.Tick(noticeTTL, func(time.Time) tea.Msg { return noticeMsg{id: id} })
+}
+
+// requestReconnect sets the notice of a reconnect about to be requested,
+// before the request, so that no state change of it can be missed. Its
+// expiry starts when the controller has answered (applyControl).
+func (m *model) requestReconnect(target string) {
+	who := "every mailbox"
+	if target != "" {
+		who = sanitizeLine(target)
+	}
+	m.noticeID++
+	m.notice = who + ": reconnect requested"
+	m.follow = &reconnectNotice{target: target, who: who}
+}
+
+// followReconnect updates a notice that follows a reconnect from the
+// header's states.
+func (m *model) followReconnect() tea.Cmd {
+	f := m.follow
+	if f == nil {
+		return nil
+	}
+	var boxes []*boxState
+	if f.target == "" {
+		boxes = m.header.boxes
+	} else if b := m.header.byID[f.target]; b != nil {
+		boxes = []*boxState{b}
+	}
+	up := len(boxes) > 0
+	for _, b := range boxes {
+		switch b.state {
+		case watcher.StateIdle, watcher.StatePolling:
+		case watcher.StatePaused:
+			// a paused mailbox does not reconnect: not waited for
+		case watcher.StateAuthFailed, watcher.StateError:
+			// Failed: the badge and its error say so; the notice steps aside.
+			m.follow, m.notice = nil, ""
+			return nil
+		default:
+			up = false
+			f.down = true
+		}
+	}
+	if f.down && up {
+		return m.setNotice(f.who + " reconnected")
+	}
+	return nil
 }
 
 func (m *model) update(msg tea.Msg) tea.Cmd {
@@ -220,7 +291,7 @@ func (m *model) update(msg tea.Msg) tea.Cmd {
 		if m.filtering {
 			var cmd tea.Cmd
 			m.filter, cmd = m.filter.Update(msg)
-			m.list.setFilter(m.filter.Value())
+			m.applyFilter(m.filter.Value())
 			return cmd
 		}
 		return nil
@@ -234,7 +305,7 @@ func (m *model) update(msg tea.Msg) tea.Cmd {
 		}
 		m.applyDisk()
 		m.layout()
-		return m.scheduleTick()
+		return tea.Batch(m.scheduleTick(), m.followReconnect())
 	case inventoryMsg:
 		return m.applyInventory(msg)
 	case detailMsg:
@@ -277,7 +348,9 @@ func (m *model) applyEvents(events []watcher.Event) tea.Cmd {
 			m.accounts[ev.Summary.Account] = true
 			r := newRow(ev.Summary, ev.At, true)
 			if m.list.add(r) {
-				m.header.box(ev.Mailbox).countCapture(ev.Summary)
+				b := m.header.box(ev.Mailbox)
+				b.countCapture(ev.Summary)
+				b.countLive(ev.Summary, ev.At)
 			}
 		case watcher.Dropped:
 			cmds = append(cmds, m.setNotice(fmt.Sprintf("%d events skipped while the UI was busy; reloading from disk", ev.N)))
@@ -289,6 +362,9 @@ func (m *model) applyEvents(events []watcher.Event) tea.Cmd {
 	if stateChanged {
 		m.layout() // a new mailbox may add a header line
 		cmds = append(cmds, m.scheduleTick())
+	}
+	if stateChanged {
+		cmds = append(cmds, m.followReconnect())
 	}
 	cmds = append(cmds, m.refreshStatus())
 	return tea.Batch(cmds...)
@@ -357,6 +433,12 @@ func (m *model) applyControl(msg controlMsg) tea.Cmd {
 	if msg.err != nil {
 		return m.setNotice(fmt.Sprintf("%s: %s", who, sanitizeLine(msg.err.Error())))
 	}
+	if msg.verb == "reconnecting" && m.follow != nil {
+		// The notice was set with the request; it expires from now on.
+		id := m.noticeID
+		expire := tea.Tick(noticeTTL, func(time.Time) tea.Msg { return noticeMsg{id: id} })
+		return tea.Batch(expire, m.followReconnect())
+	}
 	return m.setNotice(who + " " + msg.verb)
 }
 
@@ -373,11 +455,18 @@ func (m *model) applyLogs(es []LogEntry) {
 	m.logs.setEntries(es)
 }
 
-// target is the mailbox p and r act on: the only one, or the one of the
-// mail under the cursor (or open in the detail view).
+// target is the mailbox p and r act on: the only one, the one selected in
+// the mailbox panel, or the one of the mail under the cursor (or open in
+// the detail view).
 func (m *model) target() (string, bool) {
 	if len(m.header.boxes) == 1 {
 		return m.header.boxes[0].id.String(), true
+	}
+	if m.state == stateBoxes {
+		if b := m.boxes.selected(); b != nil {
+			return b.id.String(), true
+		}
+		return "", false
 	}
 	var r *row
 	if m.state == stateDetail && m.detail != nil {
@@ -394,49 +483,51 @@ func (m *model) target() (string, bool) {
 	return r.box, true
 }
 
+// handleKey routes a key: the filter input takes every key while it has
+// focus; then the keys that work everywhere; then the active view's.
 func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
 	if msg.String() == "ctrl+c" {
 		return tea.Quit
 	}
 	if m.filtering {
-		switch msg.String() {
-		case "esc":
-			m.filtering = false
-			m.filter.Blur()
-			m.filter.SetValue("")
-			m.list.setFilter("")
-			m.layout()
-			return nil
-		case "enter":
-			m.filtering = false
-			m.filter.Blur()
-			m.layout()
-			return nil
-		case "up", "down", "pgup", "pgdown":
-			// Move through the matches without leaving the filter.
-			m.listKey(msg)
-			return nil
-		}
-		var cmd tea.Cmd
-		m.filter, cmd = m.filter.Update(msg)
-		m.list.setFilter(m.filter.Value())
+		return m.filterKey(msg)
+	}
+	if cmd, ok := m.globalKey(msg); ok {
 		return cmd
 	}
+	switch m.state {
+	case stateDetail:
+		return m.detailKey(msg)
+	case stateBoxes:
+		return m.boxesKey(msg)
+	case stateLogs:
+		return m.logsKey(msg)
+	}
+	return m.mailKey(msg)
+}
 
+// globalKey handles the keys of every view: quit, help, switching views,
+// and the controls.
+func (m *model) globalKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
+	k := m.keys
 	switch {
 	case key.Matches(msg, k.Quit):
-		return tea.Quit
+		return tea.Quit, true
+	case key.Matches(msg, k.Mailboxes) && m.state != stateLogs:
+		if m.state == stateBoxes {
+			m.state = stateList
+		} else {
+			m.state = stateBoxes
+			m.detail = nil
+		}
+		m.syncFilterInput()
+		m.layout()
 	case key.Matches(msg, k.Help):
 		m.help.ShowAll = !m.help.ShowAll
 		m.layout()
-		return nil
 	case key.Matches(msg, k.Logs):
 		if m.state == stateLogs {
-			m.state = stateList
-			if m.detail != nil {
-				m.state = stateDetail
-			}
+			m.leaveLogs()
 		} else {
 			m.state = stateLogs
 			m.unseenWarnings = 0
@@ -446,11 +537,22 @@ func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			m.logs.vp.GotoBottom()
 		}
 		m.layout()
-		return nil
+	case key.Matches(msg, k.Pause, k.PauseAll, k.Reconnect, k.ReconnectAll):
+		return m.controlKey(msg), true
+	default:
+		return nil, false
+	}
+	return nil, true
+}
+
+// controlKey is p, P, r and R: on the target mailbox, or every one.
+func (m *model) controlKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	switch {
 	case key.Matches(msg, k.Pause):
 		id, ok := m.target()
 		if !ok {
-			return m.setNotice("select a mail of the mailbox to pause, or press P for all")
+			return m.setNotice("select a mail, or a mailbox with tab, to pause it; P pauses all")
 		}
 		b := m.header.byID[id]
 		verb := "paused"
@@ -475,39 +577,80 @@ func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Reconnect):
 		id, ok := m.target()
 		if !ok {
-			return m.setNotice("select a mail of the mailbox to reconnect, or press R for all")
+			return m.setNotice("select a mail, or a mailbox with tab, to reconnect it; R reconnects all")
 		}
+		m.requestReconnect(id)
 		return controlCmd(m.ctrl, "reconnecting", id)
-	case key.Matches(msg, k.ReconnectAll):
+	default: // ReconnectAll
+		m.requestReconnect("")
 		return controlCmd(m.ctrl, "reconnecting", "")
 	}
+}
 
-	switch m.state {
-	case stateDetail:
-		switch {
-		case key.Matches(msg, k.Back):
-			m.state = stateList
-			m.detail = nil
-			m.layout()
-		case key.Matches(msg, k.Raw):
-			m.detail.toggleRaw()
-		default:
-			scroll(&m.detail.vp, msg, k)
-		}
-		return nil
-	case stateLogs:
-		if key.Matches(msg, k.Back) {
-			m.state = stateList
-			if m.detail != nil {
-				m.state = stateDetail
-			}
-			m.layout()
-			return nil
-		}
-		scroll(&m.logs.vp, msg, k)
+// leaveLogs goes back to the view the log pane was opened from.
+func (m *model) leaveLogs() {
+	m.state = stateList
+	if m.detail != nil {
+		m.state = stateDetail
+	}
+}
+
+func (m *model) detailKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Back):
+		m.state = stateList
+		m.detail = nil
+		m.layout()
+	case key.Matches(msg, k.Raw):
+		m.detail.toggleRaw()
+	default:
+		scroll(&m.detail.vp, msg, k)
+	}
+	return nil
+}
+
+func (m *model) logsKey(msg tea.KeyPressMsg) tea.Cmd {
+	if key.Matches(msg, m.keys.Back) {
+		m.leaveLogs()
+		m.layout()
 		return nil
 	}
+	scroll(&m.logs.vp, msg, m.keys)
+	return nil
+}
 
+func (m *model) boxesKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Filter):
+		m.startFilter()
+		return m.filter.Focus()
+	case key.Matches(msg, k.Open):
+		// The mail of this mailbox: the list, filtered to it.
+		if b := m.boxes.selected(); b != nil {
+			m.state = stateList
+			m.list.setFilter(b.id.String())
+			m.syncFilterInput()
+			m.layout()
+		}
+	case key.Matches(msg, k.Back):
+		if m.boxes.filter != "" {
+			m.boxes.setFilter("")
+		} else {
+			m.state = stateList
+			m.layout()
+		}
+		m.syncFilterInput()
+	default:
+		m.boxes.update(msg)
+	}
+	return nil
+}
+
+// mailKey is the mail list's keys.
+func (m *model) mailKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
 	switch {
 	case key.Matches(msg, k.Open):
 		r := m.list.selectedRow()
@@ -519,8 +662,7 @@ func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.layout()
 		return loadDetail(r.sum.Path)
 	case key.Matches(msg, k.Filter):
-		m.filtering = true
-		m.layout()
+		m.startFilter()
 		return m.filter.Focus()
 	case key.Matches(msg, k.Back):
 		if m.list.filter != "" {
@@ -532,6 +674,80 @@ func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	m.listKey(msg)
 	return nil
+}
+
+// The filter input edits the filter of the view it was opened in: the
+// mail list or the mailbox panel.
+
+// startFilter gives the input focus, remembering what to restore on
+// FilterCancel.
+func (m *model) startFilter() {
+	m.filtering = true
+	m.filterWas = m.currentFilter()
+	m.filterSelWas = m.list.sel
+	m.filterBoxWas = m.boxes.sel
+	m.filter.SetValue(m.filterWas)
+	m.filter.CursorEnd()
+	m.layout()
+}
+
+func (m *model) currentFilter() string {
+	if m.state == stateBoxes {
+		return m.boxes.filter
+	}
+	return m.list.filter
+}
+
+func (m *model) applyFilter(s string) {
+	if m.state == stateBoxes {
+		m.boxes.setFilter(s)
+		return
+	}
+	m.list.setFilter(s)
+}
+
+// syncFilterInput shows the active view's filter in the (blurred) input.
+func (m *model) syncFilterInput() { m.filter.SetValue(m.currentFilter()) }
+
+// filterKey handles a key while the filter input has focus: the filter
+// keys of the KeyMap act, everything else types.
+func (m *model) filterKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.FilterCancel):
+		// Undo the edit: the filter and the selection as they were, not
+		// whatever transient match the typing landed on.
+		m.filtering = false
+		m.filter.Blur()
+		m.applyFilter(m.filterWas)
+		m.filter.SetValue(m.filterWas)
+		if m.state == stateBoxes {
+			m.boxes.sel = m.filterBoxWas
+			m.boxes.keepVisible()
+		} else if m.filterSelWas != nil && m.list.display(m.filterSelWas) >= 0 {
+			m.list.sel = m.filterSelWas
+			m.list.keepVisible()
+		}
+		m.layout()
+		return nil
+	case key.Matches(msg, k.FilterApply):
+		m.filtering = false
+		m.filter.Blur()
+		m.layout()
+		return nil
+	case key.Matches(msg, k.FilterMove):
+		// Move through the matches without leaving the filter.
+		if m.state == stateBoxes {
+			m.boxes.update(msg)
+		} else {
+			m.listKey(msg)
+		}
+		return nil
+	}
+	var cmd tea.Cmd
+	m.filter, cmd = m.filter.Update(msg)
+	m.applyFilter(m.filter.Value())
+	return cmd
 }
 
 func (m *model) listKey(msg tea.KeyPressMsg) {
@@ -581,21 +797,52 @@ func scroll(vp scroller, msg tea.KeyPressMsg, k KeyMap) {
 // Layout: title and mailbox lines, the active view, one status line, the
 // help bar (several lines when full help is on).
 
-func (m *model) headerHeight() int { return 1 + max(m.header.lines(m.height), 1) }
+func (m *model) headerHeight() int { return 1 + max(m.headerLines(), 1) }
+
+// headerLines is how many mailbox lines the header draws: in the mailbox
+// panel, which shows them all, one summary line.
+func (m *model) headerLines() int {
+	if m.state == stateBoxes && len(m.header.boxes) > 0 {
+		return 1
+	}
+	return m.header.lines(m.height)
+}
 
 // helpView renders the help bar; layout caches it in helpText.
 func (m *model) helpView() string {
 	m.help.SetWidth(m.width)
 	var keys help.KeyMap
-	switch m.state {
-	case stateDetail:
+	switch {
+	case m.filtering:
+		keys = m.keys.filterHelp()
+	case m.state == stateBoxes:
+		keys = m.boxes.helpKeys()
+	case m.state == stateDetail:
 		keys = m.keys.detailHelp()
-	case stateLogs:
+	case m.state == stateLogs:
 		keys = m.keys.logHelp()
 	default:
 		keys = m.keys.listHelp()
 	}
+	if hk, ok := keys.(helpKeys); ok && !m.help.ShowAll {
+		keys = m.fitShort(hk)
+	}
 	return m.help.View(keys)
+}
+
+// fitShort drops bindings from the short help, last first, until it fits
+// the width, but never its last two (help and quit, or the filter's apply
+// and cancel): those must stay findable however narrow the terminal.
+func (m *model) fitShort(k helpKeys) helpKeys {
+	w := m.help.Width()
+	m.help.SetWidth(0) // measure without the help's own cut
+	defer m.help.SetWidth(w)
+	short := k.short
+	for len(short) > 2 && ansi.StringWidth(m.help.ShortHelpView(short)) > w {
+		short = append(slices.Clip(short[:len(short)-3]), short[len(short)-2:]...)
+	}
+	k.short = short
+	return k
 }
 
 func (m *model) bodyHeight() int {
@@ -615,6 +862,7 @@ func (m *model) layout() {
 		m.detail.setSize(m.width, h)
 	}
 	m.logs.setSize(m.width, h-1)
+	m.boxes.setSize(m.width, h)
 	m.filter.SetWidth(max(m.width-30, 10))
 }
 
@@ -643,6 +891,8 @@ func (m *model) view() tea.View {
 		m.renderDetail(&b, m.width, m.bodyHeight())
 	case stateLogs:
 		m.renderLogs(&b, m.width)
+	case stateBoxes:
+		m.boxes.render(&b)
 	default:
 		m.renderList(&b, m.width)
 	}
@@ -667,6 +917,9 @@ func (m *model) statusLine() string {
 	st, l, g := &m.styles, m.list, m.glyphs
 	if m.filtering {
 		count := fmt.Sprintf("  %d of %d", l.len(), len(l.rows))
+		if m.state == stateBoxes {
+			count = fmt.Sprintf("  %d of %d mailboxes", len(m.boxes.view()), len(m.header.boxes))
+		}
 		return m.filter.View() + st.Status.Render(count)
 	}
 	var parts []string
@@ -683,6 +936,17 @@ func (m *model) statusLine() string {
 		}
 		if l.above > 0 {
 			parts = append(parts, fmt.Sprintf("%d new above (g)", l.above))
+		}
+	case stateBoxes:
+		v := m.boxes.view()
+		if len(v) > 0 {
+			pos := fmt.Sprintf(" %d/%d", max(m.boxes.index(v), 0)+1, len(v))
+			if m.boxes.filter != "" {
+				pos += fmt.Sprintf(" matching %q (of %d; esc clears)", sanitizeLine(m.boxes.filter), len(m.header.boxes))
+			}
+			parts = append(parts, pos)
+		} else if m.boxes.filter != "" {
+			parts = append(parts, fmt.Sprintf(" 0 matching %q (esc clears)", sanitizeLine(m.boxes.filter)))
 		}
 	}
 	line := m.paint.status.render(strings.Join(parts, g.Sep))

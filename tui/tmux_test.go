@@ -138,6 +138,11 @@ func TestTmux_demo(t *testing.T) {
 	if n := countRecords(t, out); n == 0 {
 		t.Errorf("no records under %s", out)
 	}
+	// Back on the shell's screen, mailtap says what it did and where.
+	final := capture()
+	if !strings.Contains(final, "captured this run; records are in "+out) || !strings.Contains(final, "mailtap.log") {
+		t.Errorf("after quitting, the terminal does not say how many mails were captured and where:\n%s", final)
+	}
 	if !strings.Contains(readLog(out), "mailtap starting") {
 		t.Errorf("the log file lacks the start line:\n%s", readLog(out))
 	}

@@ -35,6 +35,9 @@ type Options struct {
 	// Logs, if set, feeds the log pane (l). Install it as the slog handler
 	// in TUI mode so that logs never write onto the screen.
 	Logs *LogBuffer
+	// LogPath is the full log file, named in the log pane (which keeps
+	// only warnings and errors).
+	LogPath string
 	// Version is shown in the title bar.
 	Version string
 

@@ -98,13 +98,28 @@ func tlsConfig(acct *config.Account) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// dialCause strips what a dial error repeats ("dial tcp 10.0.0.1:993:
+// connect:"), so the cause ("connection refused") survives where a status
+// line cuts the end off. The chain is kept: errors.Is still sees ECONNREFUSED.
+func dialCause(err error) error {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Err == nil {
+		return err
+	}
+	var se *os.SyscallError
+	if errors.As(oe.Err, &se) && se.Err != nil {
+		return se.Err
+	}
+	return oe.Err
+}
+
 // dial connects, secures and greets. The returned client is not logged in.
 func dial(ctx context.Context, acct *config.Account, w *config.Watch, opts *imapclient.Options) (*imapclient.Client, *deadlineConn, error) {
 	addr := net.JoinHostPort(acct.Host, strconv.Itoa(acct.Port))
 	d := net.Dialer{Timeout: w.ResponseTimeout.Duration, KeepAlive: 30 * time.Second}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("connect to %s: %w", addr, dialCause(err))
 	}
 	dc := &deadlineConn{Conn: raw, writeTimeout: w.ResponseTimeout.Duration}
 	dc.expect(w.ResponseTimeout.Duration)

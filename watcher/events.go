@@ -67,7 +67,8 @@ type MailboxStatus struct {
 	NextRetry   time.Time
 	Paused      bool
 	Captured    int64     // records written this run
-	Errors      int64     // errors this run (connection, parse, disk)
+	Malformed   int64     // of those, records with parse_errors (still written whole)
+	Errors      int64     // failed connection attempts this run: network, login, password source, disk
 	LastCapture time.Time // zero if none this run
 	UIDValidity uint32
 	LastUID     uint32    // checkpoint

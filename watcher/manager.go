@@ -69,6 +69,7 @@ func New(cfg *config.Config, store *jsonstore.Store, opts *Options) *Manager {
 		acct := &cfg.Accounts[i]
 		for _, mb := range acct.Mailboxes {
 			s := newSession(m, acct, mb)
+			m.metrics.init(s.id)
 			m.sessions = append(m.sessions, s)
 			m.byID[s.id.String()] = s
 		}

@@ -34,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailtap_reconnects_total",
 			Help: "Reconnect attempts after a lost connection or on request."}, l),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailtap_auth_failures_total",
-			Help: "Logins refused by the server."}, l),
+			Help: "Logins refused by the server, or whose password source failed."}, l),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailtap_mailbox_state",
 			Help: "1 for the state each mailbox is in, 0 for the others."}, append(l, "state")),
 		lastCapture: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailtap_last_capture_timestamp_seconds",
@@ -48,6 +48,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.capturedTotal, m.bytesTotal, m.parseErrors, m.reconnects, m.authFailures,
 		m.state, m.lastCapture, m.latency, m.checkpointLag)
 	return m
+}
+
+// init creates every series of one mailbox at its zero value, so that a
+// scrape before the first event already has them: rate() and increase()
+// need a sample before the first reconnect or auth failure, and an alert
+// on a missing series cannot tell "none yet" from "not exported". The last
+// capture starts at 0 ("none this run").
+func (m *Metrics) init(id MailboxID) {
+	if m == nil {
+		return
+	}
+	a, mb := id.Account, id.Mailbox
+	for _, c := range []*prometheus.CounterVec{m.capturedTotal, m.bytesTotal, m.parseErrors, m.reconnects, m.authFailures} {
+		c.WithLabelValues(a, mb)
+	}
+	m.lastCapture.WithLabelValues(a, mb)
+	m.latency.WithLabelValues(a, mb)
+	m.checkpointLag.WithLabelValues(a, mb)
+	m.setState(id, StateStopped)
 }
 
 func (m *Metrics) setState(id MailboxID, st State) {

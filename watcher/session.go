@@ -24,11 +24,13 @@ var (
 	errPauseRequested     = errors.New("pause requested")
 	errReconnectRequested = errors.New("reconnect requested")
 	errConnectionLost     = errors.New("connection lost")
+	// errSecretSource marks a password source that failed at login.
+	errSecretSource = errors.New("cannot read the password")
 )
 
 // localError marks failures on this machine rather than on the network:
-// writing the output dir (disk full, permissions) or reading the password
-// source. State "error", retried with backoff, checkpoint untouched.
+// writing the output dir (disk full, permissions). State "error", retried
+// with backoff, checkpoint untouched.
 type localError struct{ err error }
 
 func (e localError) Error() string { return e.err.Error() }
@@ -63,6 +65,7 @@ type session struct {
 	reconnect bool
 	status    MailboxStatus
 	notifyAt  time.Time // first unserved EXISTS notification, for latency
+	logged    State     // the last state logged above DEBUG
 
 	heartbeat atomic.Int64 // unix nanos
 }
@@ -146,6 +149,14 @@ func (s *session) setState(state State, err error, next time.Time) {
 	if prev != state {
 		s.status.Since = time.Now()
 	}
+	// Once watching, leaving IDLE (or a poll) to fetch new mail and coming
+	// back only brackets a capture, which logs its own INFO line: one line
+	// per mail, not three. The first arrival in a watching state, and
+	// every other change, stay at INFO.
+	bracket := watching(s.logged) && (state == StateSyncing || watching(state))
+	if !bracket {
+		s.logged = state
+	}
 	s.mu.Unlock()
 	if !changed {
 		return
@@ -159,12 +170,20 @@ func (s *session) setState(state State, err error, next time.Time) {
 	if !next.IsZero() {
 		attrs = append(attrs, "next_retry", time.Until(next).Round(time.Second).String())
 	}
-	switch state {
-	case StateReconnecting, StateAuthFailed, StateError:
+	switch {
+	case state == StateAuthFailed, state == StateError, state == StateReconnecting && err != nil:
 		s.log.Warn("mailbox state", attrs...)
+	case bracket:
+		s.log.Debug("mailbox state", attrs...)
 	default:
+		// Including a reconnect the user asked for: no error, no warning.
 		s.log.Info("mailbox state", attrs...)
 	}
+}
+
+// watching reports whether st is a connected, waiting-for-mail state.
+func watching(st State) bool {
+	return st == StateIdle || st == StatePolling
 }
 
 // run is the session's life: connect, watch, and on failure wait and
@@ -210,7 +229,7 @@ func (s *session) run(ctx context.Context) error {
 			continue
 		case errors.Is(err, ErrServerBusy): // a budget signal, not a wrong password
 			state, delay = StateReconnecting, busy.next()
-		case errors.Is(err, ErrAuth):
+		case errors.Is(err, ErrAuth), errors.Is(err, errSecretSource):
 			s.m.metrics.authFailure(s.id)
 			state, delay = StateAuthFailed, auth.next()
 		case errors.As(err, &se):
@@ -297,7 +316,12 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 	s.setState(StateConnecting, nil, time.Time{})
 	secret, err := s.acct.Secret(ctx)
 	if err != nil {
-		return localError{fmt.Errorf("password for account %q: %w", s.acct.Name, err)}
+		// A source that fails at login (a helper that cannot reach its
+		// keyring, a variable this environment lacks) stops this account
+		// from logging in, as a refused password does: auth_failed, retried
+		// with the slow auth backoff. The error names the field and quotes
+		// the command's stderr, capped; never the secret.
+		return fmt.Errorf("%w: %w", errSecretSource, err)
 	}
 	opts := &imapclient.Options{
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
@@ -707,6 +731,11 @@ func (s *session) commit(batch *jsonstore.Batch, advanceTo uint32, notified time
 	s.m.metrics.bytes(s.id, res.Bytes)
 	s.mu.Lock()
 	s.status.Captured += int64(len(res.Summaries))
+	for _, sum := range res.Summaries {
+		if sum.ParseErrors > 0 {
+			s.status.Malformed++
+		}
+	}
 	if len(res.Summaries) > 0 {
 		s.status.LastCapture = now
 	}

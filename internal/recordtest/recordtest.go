@@ -7,13 +7,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"testing"
+	"time"
 
 	"mailtap/record"
 )
 
 // CheckEncoding compares record.Append, indented and compact, with what
-// encoding/json's Encoder writes followed by escapeControls.
+// encoding/json's Encoder writes followed by FixTimes and EscapeControls.
 func CheckEncoding(t testing.TB, label string, rec *record.Record) bool {
 	t.Helper()
 	for _, pretty := range []bool{true, false} {
@@ -30,12 +32,34 @@ func CheckEncoding(t testing.TB, label string, rec *record.Record) bool {
 		if err := enc.Encode(rec); err != nil {
 			t.Fatal(err)
 		}
-		if w := EscapeControls(want.Bytes()); !bytes.Equal(got, w) {
+		if w := EscapeControls(FixTimes(t, want.Bytes())); !bytes.Equal(got, w) {
 			t.Errorf("%s (pretty %v): encoders differ:\n%s\nvs encoding/json:\n%s", label, pretty, got, w)
 			return false
 		}
 	}
 	return true
+}
+
+// timeField matches the record's three time fields as encoding/json
+// writes them. Keys cannot occur inside strings, whose quotes are escaped.
+var timeField = regexp.MustCompile(`"(date|internal_date|captured_at)":( ?)"([^"]*)"`)
+
+// FixTimes is the reference for the record's one time format: encoding/json
+// writes RFC 3339 with as many fractional digits as needed; records have
+// exactly three (record.TimeLayout), internal_date and captured_at in UTC.
+func FixTimes(t testing.TB, b []byte) []byte {
+	t.Helper()
+	return timeField.ReplaceAllFunc(b, func(m []byte) []byte {
+		sub := timeField.FindSubmatch(m)
+		tm, err := time.Parse(time.RFC3339Nano, string(sub[3]))
+		if err != nil {
+			t.Fatalf("reference: %s: %v", m, err)
+		}
+		if string(sub[1]) != "date" {
+			tm = tm.UTC()
+		}
+		return fmt.Appendf(nil, `"%s":%s"%s"`, sub[1], sub[2], tm.Format(record.TimeLayout))
+	})
 }
 
 // EscapeControls is the reference for the controls the record encoder

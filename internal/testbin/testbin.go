@@ -75,17 +75,19 @@ type Config struct {
 
 // Account is one entry of "accounts".
 type Account struct {
-	Name        string   `json:"name"`
-	Host        string   `json:"host"`
-	Port        int      `json:"port"`
-	TLS         string   `json:"tls"`
-	Username    string   `json:"username"`
-	Password    string   `json:"password,omitempty"`
-	PasswordEnv string   `json:"password_env,omitempty"`
-	Auth        string   `json:"auth"`
-	Mailboxes   []string `json:"mailboxes"`
-	Backfill    string   `json:"backfill"`
-	CAFile      string   `json:"ca_file,omitempty"`
+	Name        string `json:"name"`
+	Host        string `json:"host"`
+	Port        int    `json:"port"`
+	TLS         string `json:"tls"`
+	Username    string `json:"username"`
+	Password    string `json:"password,omitempty"`
+	PasswordEnv string `json:"password_env,omitempty"`
+	// PasswordCommand is password_command (argv, no shell).
+	PasswordCommand []string `json:"password_command,omitempty"`
+	Auth            string   `json:"auth"`
+	Mailboxes       []string `json:"mailboxes"`
+	Backfill        string   `json:"backfill"`
+	CAFile          string   `json:"ca_file,omitempty"`
 }
 
 // Output is "output".

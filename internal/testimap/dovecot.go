@@ -159,11 +159,31 @@ func dovecotBinaries() (dovecot, doveadm string, err error) {
 		}
 		return ""
 	}
+	return findDovecot(find, nil)
+}
+
+// findDovecot finds dovecot and doveadm with find, and checks that the IMAP
+// service is installed too: Debian splits it into dovecot-imapd, and
+// dovecot-core alone starts fine and then refuses every IMAP connection
+// (one skip with the reason beats a failure in every test). libexec lists
+// the directories holding imap and imap-login; nil means the usual ones
+// and those beside the dovecot binary.
+func findDovecot(find func(string) string, libexec []string) (dovecot, doveadm string, err error) {
 	dovecot, doveadm = find("dovecot"), find("doveadm")
 	if dovecot == "" || doveadm == "" {
 		return "", "", errors.New("dovecot not installed")
 	}
-	return dovecot, doveadm, nil
+	if libexec == nil {
+		prefix := filepath.Dir(filepath.Dir(dovecot)) // /usr/sbin/dovecot → /usr
+		libexec = []string{"/usr/lib/dovecot", "/usr/libexec/dovecot", "/usr/local/libexec/dovecot",
+			filepath.Join(prefix, "lib", "dovecot"), filepath.Join(prefix, "libexec", "dovecot")}
+	}
+	for _, dir := range libexec {
+		if isExecutable(filepath.Join(dir, "imap")) && isExecutable(filepath.Join(dir, "imap-login")) {
+			return dovecot, doveadm, nil
+		}
+	}
+	return "", "", fmt.Errorf("dovecot is installed but its IMAP service is not (no imap and imap-login in %s)", strings.Join(libexec, ", "))
 }
 
 func isExecutable(path string) bool {

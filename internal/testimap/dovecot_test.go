@@ -1,6 +1,8 @@
 package testimap
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -25,6 +27,38 @@ func TestUnavailable_skipsUnlessRequired(t *testing.T) {
 		if skipped := r.skipped != ""; skipped != tt.wantSkip || (r.failed != "") == tt.wantSkip {
 			t.Errorf("%s=%q: skipped %q, failed %q", RequireDovecotEnv, tt.env, r.skipped, r.failed)
 		}
+	}
+}
+
+// dovecot without its IMAP service (Debian's dovecot-core without
+// dovecot-imapd) is "unavailable", with the reason, not a start that
+// fails every test later.
+func TestFindDovecot_needsTheIMAPService(t *testing.T) {
+	bin, lib := t.TempDir(), t.TempDir()
+	exe := func(dir, name string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exe(bin, "dovecot")
+	exe(bin, "doveadm")
+	find := func(name string) string {
+		if p := filepath.Join(bin, name); isExecutable(p) {
+			return p
+		}
+		return ""
+	}
+	_, _, err := findDovecot(find, []string{lib})
+	if err == nil || !strings.Contains(err.Error(), "IMAP service is not") || !strings.Contains(err.Error(), lib) {
+		t.Fatalf("without imap: err = %v", err)
+	}
+	exe(lib, "imap")
+	exe(lib, "imap-login")
+	if d, a, err := findDovecot(find, []string{lib}); err != nil || d != filepath.Join(bin, "dovecot") || a != filepath.Join(bin, "doveadm") {
+		t.Fatalf("with imap: %q %q %v", d, a, err)
+	}
+	if _, _, err := findDovecot(func(string) string { return "" }, []string{lib}); err == nil || !strings.Contains(err.Error(), "not installed") {
+		t.Fatalf("without dovecot: err = %v", err)
 	}
 }
 

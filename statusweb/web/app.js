@@ -11,6 +11,10 @@ let mailboxes = [];
 let recent = [];
 let tokenRequired = false;
 let skew = 0; // server clock minus browser clock, ms
+// lostAt is when mailtap stopped answering (null while it answers). The
+// cards then show the last known data greyed, states as unknown and the
+// controls off: nothing on the page may look live while it is not.
+let lostAt = null;
 const cards = new Map(); // mailbox id -> card elements
 
 const $ = (id) => document.getElementById(id);
@@ -77,12 +81,14 @@ function card(id) {
   };
   c.retry = row('Next retry');
   c.counts = row('Captured');
+  c.errors = row('Connection errors');
   c.last = row('Last capture');
   c.uid = row('Checkpoint');
   const acts = el('div', 'actions');
   c.pause = button('pause', id, 'Pause');
   c.resume = button('resume', id, 'Resume');
-  acts.append(c.pause, c.resume, button('reconnect', id, 'Reconnect'));
+  c.reconnect = button('reconnect', id, 'Reconnect');
+  acts.append(c.pause, c.resume, c.reconnect);
   c.root.append(h, c.err, dl, acts);
   cards.set(id, c);
   return c;
@@ -95,16 +101,19 @@ function renderMailboxes() {
     const c = card(m.id);
     seen.add(m.id);
     const state = STATES.includes(m.state) ? m.state : 'stopped';
-    c.badge.className = 'badge s-' + state;
-    c.badge.textContent = m.state.replace('_', ' ');
+    c.badge.className = 'badge s-' + (lostAt ? 'unknown' : state);
+    c.badge.textContent = lostAt ? 'unknown' : m.state.replace('_', ' ');
+    c.badge.title = lostAt ? 'last known: ' + m.state.replace('_', ' ') : '';
     c.err.textContent = m.error || '';
     c.err.hidden = !m.error;
     c.retry.dataset.until = m.next_retry || '';
-    c.counts.textContent = m.captured + ' this run · ' + m.errors + (m.errors === 1 ? ' error' : ' errors');
+    c.counts.textContent = m.captured + ' this run · ' + (m.malformed || 0) + ' malformed';
+    c.errors.textContent = m.errors + (m.errors === 1 ? ' failed connection' : ' failed connections');
     c.last.dataset.at = m.last_capture || '';
     c.uid.textContent = m.uid_validity ? 'UID ' + m.last_uid + ' (validity ' + m.uid_validity + ')' : '—';
-    c.pause.disabled = m.paused;
-    c.resume.disabled = !m.paused;
+    c.pause.disabled = m.paused || !!lostAt;
+    c.resume.disabled = !m.paused || !!lostAt;
+    c.reconnect.disabled = !!lostAt;
     box.append(c.root); // keeps server order; moves, never recreates
   }
   for (const [id, c] of cards) {
@@ -113,13 +122,27 @@ function renderMailboxes() {
       cards.delete(id);
     }
   }
+  for (const b of document.querySelectorAll('header button[data-action]')) b.disabled = !!lostAt;
+  document.body.classList.toggle('stale', !!lostAt);
+  const lost = $('lost');
+  lost.hidden = !lostAt;
+  if (lostAt) {
+    lost.textContent = 'mailtap has not answered since ' + clock(lostAt.toISOString()) +
+      '. The cards show the last known data; states are unknown and the controls are off until it answers again.';
+  }
   tick();
 }
 
-// tick refreshes what depends on the clock: countdowns and "ago".
+// tick refreshes what depends on the clock: countdowns and "ago". While
+// mailtap is unreachable, neither counts on: the data is frozen.
 function tick() {
   for (const c of cards.values()) {
     const until = c.retry.dataset.until;
+    if (lostAt) {
+      c.retry.textContent = '—';
+      c.last.textContent = c.last.dataset.at ? clock(c.last.dataset.at) : 'none this run';
+      continue;
+    }
     if (!until) c.retry.textContent = '—';
     else {
       const left = Date.parse(until) - now();
@@ -147,6 +170,7 @@ function renderRecent() {
   });
   list.replaceChildren(...items);
   $('no-recent').hidden = recent.length > 0;
+  $('recent-head').hidden = recent.length === 0;
 }
 
 function renderAuth() {
@@ -167,7 +191,16 @@ function setConn(text, cls) {
 
 // ---- data ----------------------------------------------------------------
 
+// markLost records that mailtap stopped answering; the page goes grey.
+function markLost() {
+  if (lostAt) return;
+  lostAt = new Date(now());
+  setConn('unreachable since ' + clock(lostAt.toISOString()) + ', retrying…', 'down');
+  renderMailboxes();
+}
+
 function applyStatus(s) {
+  lostAt = null;
   if (s.now) skew = Date.parse(s.now) - Date.now();
   $('version').textContent = s.version || '';
   tokenRequired = !!s.token_required;
@@ -186,6 +219,7 @@ function applyCaptured(c) {
     renderRecent();
   }
   if (c.mailboxes) {
+    lostAt = null;
     mailboxes = c.mailboxes;
     renderMailboxes();
   }
@@ -205,7 +239,7 @@ async function poll() {
     applyStatus(s);
     setConn('polling', 'live');
   } catch (e) {
-    setConn('disconnected, retrying…', 'down');
+    markLost();
   }
 }
 
@@ -244,7 +278,9 @@ function connect() {
       startPolling();
       setTimeout(connect, 30000); // try the stream again later
     } else {
-      setConn('reconnecting…', 'down');
+      // Polling tells a broken stream (the status still answers) from
+      // mailtap gone (it does not: markLost).
+      if (!lostAt) setConn('reconnecting…', 'down');
       startPolling();
     }
   };
@@ -283,7 +319,7 @@ async function control(action, id, btn) {
   } catch (e) {
     notice(action + ' failed: the server cannot be reached.');
   } finally {
-    btn.disabled = false;
+    btn.disabled = !!lostAt;
     renderMailboxes(); // restores per-mailbox button states
   }
 }
