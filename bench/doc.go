@@ -2,7 +2,9 @@
 // §9): backfill throughput of a private Dovecot against mbsync in the same
 // run, new-mail latency from APPEND to a durable record next to the bare
 // IDLE floor, peak memory on a 100 MB message, idle memory and CPU, plus Go
-// benchmarks of the parser and the store for profiling.
+// benchmarks of the parser and the store for profiling; and at scale
+// (issue 14): 1,000 mailboxes in one process, and more folders than the
+// server allows connections.
 //
 // The package itself is the deterministic message generator (Corpus,
 // Message, LargeMessage). The measurements are tests that print their

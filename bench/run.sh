@@ -16,6 +16,12 @@
 #                               backfill (go tool pprof -top DIR/backfill.cpu.pprof)
 #   MAILTAP_BENCH_MESSAGES, _RUNS, _LATENCY_N, _IDLE_SECONDS, _LARGE_MB
 #                               shrink the run (defaults 10000, 3, 200, 60, 100)
+#   MAILTAP_BENCH_SCALE_ACCOUNTS, _FOLDERS, _MESSAGES, _IDLE_SECONDS,
+#   MAILTAP_BENCH_BUDGET_SECONDS
+#                               shrink the scale run (defaults 200, 5, 3, 60, 60);
+#                               at full size it adds about 5 minutes and
+#                               1,000 Dovecot processes
+#   MAILTAP_BENCH_SCALE_PERF=DIR  perf record of the scale run's idle and burst
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -171,7 +171,7 @@ func dial(ctx context.Context, acct *config.Account, w *config.Watch, opts *imap
 	}
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
-		return nil, nil, fmt.Errorf("greeting from %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("greeting from %s: %w", addr, classifyGreeting(err))
 	}
 	return c, dc, nil
 }
@@ -208,14 +208,7 @@ func login(c *imapclient.Client, acct *config.Account, secret string) error {
 			err = c.Login(acct.Username, secret).Wait()
 		}
 	}
-	if err == nil {
-		return nil
-	}
-	var ie *imap.Error
-	if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Code == imap.ResponseCodeAuthenticationFailed) {
-		return fmt.Errorf("%w for %q: %s", ErrAuth, acct.Username, ie.Text)
-	}
-	return fmt.Errorf("login as %q: %w", acct.Username, err)
+	return classifyLogin(acct.Username, err)
 }
 
 // xoauth2Client is the SASL XOAUTH2 mechanism (Google, Microsoft), which

@@ -198,6 +198,7 @@ func watching(st State) bool {
 func (s *session) run(ctx context.Context) error {
 	net := newBackoff(time.Second, s.watch.MaxBackoff.Duration)
 	auth := newBackoff(authRetryMin, authRetryMax)
+	busy := newBackoff(busyRetryMin, busyRetryMax)
 	for {
 		if ctx.Err() != nil {
 			s.setState(StateStopped, nil, time.Time{})
@@ -209,7 +210,7 @@ func (s *session) run(ctx context.Context) error {
 				continue
 			}
 		}
-		err := s.connectAndWatch(ctx, func() { net.reset(); auth.reset() })
+		err := s.connectAndWatch(ctx, func() { net.reset(); auth.reset(); busy.reset() })
 		if ctx.Err() != nil {
 			s.setState(StateStopped, nil, time.Time{})
 			return nil
@@ -238,6 +239,8 @@ func (s *session) run(ctx context.Context) error {
 			s.m.metrics.reconnect(s.id)
 			s.setState(StateReconnecting, nil, time.Now())
 			continue
+		case errors.Is(err, ErrServerBusy): // a budget signal, not a wrong password
+			state, delay = StateReconnecting, busy.next()
 		case errors.Is(err, ErrAuth), errors.Is(err, errSecretSource):
 			s.m.metrics.authFailure(s.id)
 			state, delay = StateAuthFailed, auth.next()

@@ -38,6 +38,10 @@ type DovecotOptions struct {
 	// Separator is the hierarchy delimiter of the inbox namespace: "/"
 	// (the default) or "." (Dovecot's own default, and Courier's).
 	Separator string
+	// ExtraUsers are further accounts with the same password and the same
+	// Mailboxes, each with its own maildir (benchmarks of many accounts on
+	// one server; see DeliverManyAs).
+	ExtraUsers []string
 	// ExtraConfig is appended to the generated dovecot.conf; later settings
 	// override earlier ones (e.g. "auth_failure_delay = 2 secs").
 	ExtraConfig string
@@ -95,7 +99,7 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 	if opts.Password == "" {
 		opts.Password = DefaultPassword
 	}
-	if strings.ContainsAny(opts.Username+opts.Password, ":\n") {
+	if strings.ContainsAny(opts.Username+opts.Password+strings.Join(opts.ExtraUsers, ""), ":\n") {
 		t.Fatal("testimap: dovecot username and password must not contain ':' or newlines")
 	}
 	nobody, err := user.Lookup("nobody")
@@ -132,8 +136,12 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 	if err := d.startFresh(); err != nil {
 		t.Fatalf("testimap: start dovecot: %v", err)
 	}
-	for _, name := range opts.Mailboxes {
-		d.CreateMailbox(t, name)
+	if len(opts.ExtraUsers) > 0 {
+		d.createForAll(t, opts.Mailboxes)
+	} else {
+		for _, name := range opts.Mailboxes {
+			d.CreateMailbox(t, name)
+		}
 	}
 	return d
 }
@@ -241,10 +249,13 @@ func (d *Dovecot) prepareDir() error {
 // writePasswd replaces the passwd-file atomically; Dovecot re-reads it when
 // it changes, so new logins see a new password at once.
 func (d *Dovecot) writePasswd(password string) error {
-	home := filepath.Join(d.dir, "mail", d.opts.Username)
-	line := fmt.Sprintf("%s:{PLAIN}%s:%d:%d::%s::\n", d.opts.Username, password, d.uid, d.gid, home)
+	var lines strings.Builder
+	for _, u := range append([]string{d.opts.Username}, d.opts.ExtraUsers...) {
+		home := filepath.Join(d.dir, "mail", u)
+		fmt.Fprintf(&lines, "%s:{PLAIN}%s:%d:%d::%s::\n", u, password, d.uid, d.gid, home)
+	}
 	tmp := d.passwd + ".tmp"
-	if err := os.WriteFile(tmp, []byte(line), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(lines.String()), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp, d.passwd)

@@ -72,3 +72,33 @@ func TestTraversableTempBase(t *testing.T) {
 		t.Fatalf("traversableTempBase = %q", got)
 	}
 }
+
+func TestDovecot_extraUsers(t *testing.T) {
+	d := StartDovecot(t, DovecotOptions{ExtraUsers: []string{"u1", "u2"}, Mailboxes: []string{"Box"}})
+	if got := d.Users(); len(got) != 3 || got[2] != "u2" {
+		t.Fatalf("Users() = %v", got)
+	}
+	uids, err := d.DeliverManyAs("u2", "Box", [][]byte{Msg("to u2", 1)})
+	if err != nil || len(uids) != 1 {
+		t.Fatalf("DeliverManyAs = %v, %v", uids, err)
+	}
+	if _, err := d.DeliverManyAs("nobody-here", "Box", [][]byte{Msg("x", 1)}); err == nil {
+		t.Fatal("delivery as an unknown user succeeded")
+	}
+	// A Maildir drop works with the server down.
+	d.Stop(t)
+	if err := d.DropAs("u1", "Box", Msg("while down", 2)); err != nil {
+		t.Fatalf("DropAs while stopped: %v", err)
+	}
+	d.Start(t)
+	if _, err := d.DeliverManyAs("u1", "Box", [][]byte{Msg("after", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.doveadm(nil, "-f", "tab", "mailbox", "status", "-u", "u1", "messages", "Box")
+	if err != nil || !strings.Contains(out, "2") {
+		t.Fatalf("u1/Box status %q, %v; want 2 messages", out, err)
+	}
+	if d.Status(t, "Box").Messages != 0 {
+		t.Fatal("the default user's Box got mail meant for others")
+	}
+}
