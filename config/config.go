@@ -29,6 +29,7 @@ type Config struct {
 	Output   Output    `json:"output"`
 	Watch    Watch     `json:"watch"`
 	HTTP     HTTP      `json:"http"`
+	SSH      SSH       `json:"ssh"`
 
 	// Source says where the config came from (a file path, or "environment");
 	// it is used in error messages and never serialised.

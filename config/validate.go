@@ -42,6 +42,7 @@ func (c *Config) Validate() error {
 	v.output()
 	v.watch()
 	v.http()
+	v.ssh()
 	return errors.Join(v.errs...)
 }
 
