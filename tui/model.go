@@ -109,6 +109,9 @@ func NewModel(ctrl watcher.Controller, opts Options) Model {
 		header: newHeader(), list: newMailList(opts.MaxRows),
 		help: help.New(), filter: textinput.New(), accounts: map[string]bool{},
 	}
+	if opts.ReadOnly {
+		m.keys.disableControls()
+	}
 	if opts.ASCII {
 		m.keys.Up.SetHelp("up/k", "up")
 		m.keys.Down.SetHelp("down/j", "down")
@@ -423,6 +426,9 @@ func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.list.setFilter(m.filter.Value())
 		return cmd
 	}
+	if cmd, ok := m.readOnlyKey(msg); ok {
+		return cmd
+	}
 
 	switch {
 	case key.Matches(msg, k.Quit):
@@ -595,7 +601,7 @@ func (m *model) helpView() string {
 	default:
 		keys = m.keys.listHelp()
 	}
-	return m.help.View(keys)
+	return m.footer(keys)
 }
 
 func (m *model) bodyHeight() int {
