@@ -56,6 +56,7 @@ type flags struct {
 	config    string
 	out       string
 	http      string
+	ssh       string
 	headless  bool
 	demo      bool
 	once      bool
@@ -72,6 +73,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (*flags, []string,
 	fs.StringVar(&f.config, "c", "", "shorthand for --config")
 	fs.StringVar(&f.out, "out", "", "output dir (overrides output.dir)")
 	fs.StringVar(&f.http, "http", "", "status page, health, metrics and control API address, e.g. 127.0.0.1:8025 (default off)")
+	fs.StringVar(&f.ssh, "ssh", "", "serve the monitor over SSH on this address, e.g. :2222 (needs ssh.authorized_keys; default off)")
 	fs.BoolVar(&f.headless, "headless", false, "no UI; structured logs on stderr (Docker, systemd)")
 	fs.BoolVar(&f.demo, "demo", false, "watch an embedded IMAP server with generated mail; needs no account")
 	fs.BoolVar(&f.once, "once", false, "catch up every watched mailbox, write, exit (cron)")
@@ -168,6 +170,10 @@ func loadConfig(f *flags, log *slog.Logger) (*config.Config, error) {
 		cfg.HTTP.Addr = f.http
 		log.Info("config", "note", "http.addr from --http")
 	}
+	if f.ssh != "" {
+		cfg.SSH.Addr = f.ssh
+		log.Info("config", "note", "ssh.addr from --ssh")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -244,6 +250,10 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 		log = slog.New(logBuf)
 	} else {
 		log = slog.New(newLogHandler(stderr, f.logFormat, level))
+		if cfg.SSH.Addr != "" && !f.once { // SSH sessions' log pane
+			logBuf = tui.NewLogBuffer(log.Handler(), 200)
+			log = slog.New(logBuf)
+		}
 	}
 	slog.SetDefault(log)
 	log.Info("mailtap starting", "version", version, "out", store.Dir(), "config", cfg.Source)
@@ -279,6 +289,13 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 				log.Error("status server", "err", err)
 			}
 		}()
+	}
+
+	if !f.once {
+		if code, err := startSSH(runCtx, &wg, cfg, mgr, reg, log, store, logBuf); err != nil {
+			fmt.Fprintln(stderr, "mailtap:", err)
+			return code
+		}
 	}
 
 	capErr := make(chan error, 1)
@@ -326,6 +343,7 @@ func demoConfig(srv *demo.Server, f *flags) *config.Config {
 	if f.http != "" {
 		cfg.HTTP.Addr = f.http
 	}
+	demoSSH(cfg, f)
 	return cfg
 }
 
