@@ -3,7 +3,6 @@ package tui
 import (
 	"context"
 	"slices"
-	"strings"
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
@@ -76,7 +75,7 @@ func (m *model) footer(keys help.KeyMap) string {
 	if !m.opts.ReadOnly {
 		return m.help.View(keys)
 	}
-	mark := m.paint.notice.render(" read-only ") + m.paint.status.render(strings.TrimRight(m.help.ShortSeparator, " ")+" ")
+	mark := m.paint.notice.render(" read-only") + m.paint.status.render(m.help.ShortSeparator)
 	m.help.SetWidth(max(m.width-ansi.StringWidth(mark), 0))
 	return mark + m.help.View(keys)
 }
