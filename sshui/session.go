@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -77,7 +76,7 @@ func (s *Server) sessionMiddleware(next ssh.Handler) ssh.Handler {
 			sess.Exit(code)
 			return
 		}
-		pty, _, isPty := sess.Pty()
+		pty, winch, isPty := sess.Pty()
 		if !isPty {
 			fmt.Fprintf(sess.Stderr(), "mailtap: no terminal: use ssh -t for the monitor, or run a command (%s)\n", commandList)
 			sess.Exit(exitUsage)
@@ -96,21 +95,16 @@ func (s *Server) sessionMiddleware(next ssh.Handler) ssh.Handler {
 		sub := s.ctrl.Subscribe(tui.EventBuffer)
 		defer sub.Close()
 
-		out := newWatchdogWriter(sess)
-		var watching sync.WaitGroup
-		watching.Go(func() {
-			if out.watch(ctx, s.opts.WriteTimeout) {
-				s.metrics.dropped.Inc()
-				log.Warn("ssh: session dropped: the client stopped reading", "write_timeout", s.opts.WriteTimeout)
-				cancel()
-				// A write blocked on the client's SSH window or TCP buffer
-				// only returns when the connection goes.
-				if c, ok := sess.Context().Value(ssh.ContextKeyConn).(*gossh.ServerConn); ok {
-					c.Close()
-				}
+		out := newWatchdogWriter(sess, s.opts.WriteTimeout, func() {
+			s.metrics.dropped.Inc()
+			log.Warn("ssh: session dropped: the client stopped reading", "write_timeout", s.opts.WriteTimeout)
+			cancel()
+			// The stuck write only returns when the connection goes.
+			if c, ok := sess.Context().Value(ssh.ContextKeyConn).(*gossh.ServerConn); ok {
+				c.Close()
 			}
 		})
-		defer watching.Wait()
+		defer out.Close()
 		defer cancel()
 
 		opts := s.opts.TUI
@@ -128,11 +122,29 @@ func (s *Server) sessionMiddleware(next ssh.Handler) ssh.Handler {
 		log.Info("ssh: session opened", "term", pty.Term, "width", pty.Window.Width, "height", pty.Window.Height)
 		start := time.Now()
 		next(sess)
+		// wish's resize goroutine has ended with the program. Window
+		// changes the client still sends must be taken, or the SSH
+		// library's loop for this connection blocks delivering them, and
+		// with it the close that ends a stuck write (see watchdogWriter).
+		drained := make(chan struct{})
+		var draining sync.WaitGroup
+		draining.Go(func() {
+			for {
+				select {
+				case <-winch:
+				case <-drained:
+					return
+				}
+			}
+		})
 		cancel()
 		sub.Close()
 		if m.wait != nil {
 			m.wait()
 		}
+		out.Close()
+		close(drained)
+		draining.Wait()
 		log.Info("ssh: session closed", "duration", time.Since(start).Round(time.Millisecond))
 	}
 }
@@ -208,35 +220,101 @@ func (c readOnlyController) Reconnect(id string) error {
 	return ErrReadOnly
 }
 
-// watchdogWriter is a session's output with the start time of the write
-// in progress, for watch.
+// watchdogWriter is a session's output. The writes themselves happen on
+// a pump goroutine, so that Write can give up: a write that has not
+// finished within the timeout fails, as does every later one, and stall
+// runs once. That matters beyond this session: while the program's
+// renderer is stuck in a write it holds a lock its event loop needs, the
+// event loop then stops taking window-change messages, and the SSH
+// library's connection loop, which delivers those, stops reading the
+// connection, so that even closing it would not end the write. A write
+// that fails frees that chain; closing the connection then ends the pump.
 type watchdogWriter struct {
-	w     io.Writer
-	since atomic.Int64 // unix nanoseconds; 0 when no write is blocked
+	w       io.Writer
+	timeout time.Duration
+	stall   func()
+
+	in        chan []byte
+	out       chan writeResult
+	dead      chan struct{} // closed on a stall or Close
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
-func newWatchdogWriter(w io.Writer) *watchdogWriter { return &watchdogWriter{w: w} }
-
-func (w *watchdogWriter) Write(p []byte) (int, error) {
-	w.since.Store(time.Now().UnixNano())
-	n, err := w.w.Write(p)
-	w.since.Store(0)
-	return n, err
+type writeResult struct {
+	n   int
+	err error
 }
 
-// watch returns true when one write has been blocked for longer than
-// timeout, false when ctx ends first.
-func (w *watchdogWriter) watch(ctx context.Context, timeout time.Duration) bool {
-	tick := time.NewTicker(max(timeout/4, 10*time.Millisecond))
-	defer tick.Stop()
+// errStalled is returned by writes after the client stopped reading.
+var errStalled = errors.New("ssh: the client stopped reading")
+
+func newWatchdogWriter(w io.Writer, timeout time.Duration, stall func()) *watchdogWriter {
+	ww := &watchdogWriter{w: w, timeout: timeout, stall: stall,
+		in: make(chan []byte), out: make(chan writeResult), dead: make(chan struct{})}
+	ww.wg.Go(ww.pump)
+	return ww
+}
+
+func (w *watchdogWriter) pump() {
 	for {
 		select {
-		case <-ctx.Done():
-			return false
-		case now := <-tick.C:
-			if at := w.since.Load(); at != 0 && now.Sub(time.Unix(0, at)) > timeout {
-				return true
+		case p := <-w.in:
+			n, err := w.w.Write(p)
+			select {
+			case w.out <- writeResult{n, err}:
+			case <-w.dead:
+				return
 			}
+		case <-w.dead:
+			return
 		}
 	}
+}
+
+func (w *watchdogWriter) Write(p []byte) (int, error) {
+	select {
+	case <-w.dead:
+		return 0, errStalled
+	default:
+	}
+	t := time.NewTimer(w.timeout)
+	defer t.Stop()
+	// A copy: after a timeout the pump may still hold it, and Write must
+	// not keep the caller's buffer.
+	buf := append([]byte(nil), p...)
+	select {
+	case w.in <- buf:
+	case <-t.C:
+		w.fail(true)
+		return 0, errStalled
+	case <-w.dead:
+		return 0, errStalled
+	}
+	select {
+	case r := <-w.out:
+		return r.n, r.err
+	case <-t.C:
+		w.fail(true)
+		return 0, errStalled
+	case <-w.dead:
+		return 0, errStalled
+	}
+}
+
+func (w *watchdogWriter) fail(stalled bool) {
+	w.closeOnce.Do(func() {
+		close(w.dead)
+		if stalled && w.stall != nil {
+			w.stall()
+		}
+	})
+}
+
+// Close fails later writes and waits for the pump, which a write stuck in
+// the SSH library holds until the connection ends.
+func (w *watchdogWriter) Close() error {
+	w.fail(false)
+	w.wg.Wait()
+	return nil
 }
