@@ -262,9 +262,15 @@ func (c *countingCtrl) record(s string) {
 	c.calls = append(c.calls, s)
 	c.mu.Unlock()
 }
-func (c *countingCtrl) Pause(id string) error     { c.record("pause " + id); return c.Controller.Pause(id) }
-func (c *countingCtrl) Resume(id string) error    { c.record("resume " + id); return c.Controller.Resume(id) }
-func (c *countingCtrl) Reconnect(id string) error { c.record("reconnect " + id); return c.Controller.Reconnect(id) }
+func (c *countingCtrl) Pause(id string) error { c.record("pause " + id); return c.Controller.Pause(id) }
+func (c *countingCtrl) Resume(id string) error {
+	c.record("resume " + id)
+	return c.Controller.Resume(id)
+}
+func (c *countingCtrl) Reconnect(id string) error {
+	c.record("reconnect " + id)
+	return c.Controller.Reconnect(id)
+}
 func (c *countingCtrl) Calls() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
