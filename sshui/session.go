@@ -115,6 +115,12 @@ func (s *Server) sessionMiddleware(next ssh.Handler) ssh.Handler {
 		// through the watchdog, and no signal handling (the process's
 		// signals are not this session's).
 		opts.ProgramOptions = append(bubbletea.MakeOptions(sess), tea.WithOutput(out), tea.WithoutSignalHandler())
+		if pty.Window.Width <= 0 || pty.Window.Height <= 0 {
+			// RFC 4254 says to ignore zero dimensions (ssh -tt from a
+			// pipe sends them): assume the classic terminal until the
+			// client tells us better.
+			opts.ProgramOptions = append(opts.ProgramOptions, tea.WithWindowSize(80, 24))
+		}
 		m := &monitor{ctx: ctx, cancel: cancel, ctrl: ctrl, sub: sub, opts: opts}
 		s.monitors.Store(sess, m)
 		defer s.monitors.Delete(sess)
