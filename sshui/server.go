@@ -102,8 +102,9 @@ type Server struct {
 
 	monitors sync.Map // ssh.Session → *monitor
 
-	openMu sync.Mutex
-	open   map[*trackedConn]struct{} // closed at shutdown, handshakes included
+	openMu   sync.Mutex
+	open     map[*trackedConn]struct{} // closed at shutdown, handshakes included
+	shutdown bool                      // no session may enter active any more
 
 	mu          sync.Mutex
 	ln          net.Listener
@@ -150,6 +151,18 @@ func New(ctrl watcher.Controller, opts Options) (*Server, error) {
 		s.keys.readOnly = newKeyFile(opts.ReadOnlyKeys, "ssh.read_only_keys", log)
 	}
 	return s, nil
+}
+
+// enter counts a session in active, unless shutdown has begun (a
+// WaitGroup must not grow while Serve waits on it).
+func (s *Server) enter() bool {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	if s.shutdown {
+		return false
+	}
+	s.active.Add(1)
+	return true
 }
 
 // normalizeAddr turns ":2222" into "127.0.0.1:2222", as http.addr does.
@@ -237,6 +250,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	close(s.done)
+	s.openMu.Lock()
+	s.shutdown = true
+	s.openMu.Unlock()
 	// Sessions are views: closing them at once loses nothing. srv.Close
 	// closes authenticated connections; the rest (handshakes, delayed
 	// failures) are closed here.

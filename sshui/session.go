@@ -47,7 +47,9 @@ type monitor struct {
 // Tea middleware (next) runs, then tears it down.
 func (s *Server) sessionMiddleware(next ssh.Handler) ssh.Handler {
 	return func(sess ssh.Session) {
-		s.active.Add(1)
+		if !s.enter() {
+			return // shutting down
+		}
 		defer s.active.Done()
 		remote := sess.RemoteAddr().String()
 		r := s.keys.role(sess.PublicKey())
