@@ -47,6 +47,9 @@ ENV MAILTAP_OUT=/data \
     MAILTAP_HTTP=127.0.0.1:8025
 VOLUME /data
 EXPOSE 8025
+# The SSH monitor (off unless MAILTAP_SSH and MAILTAP_SSH_AUTHORIZED_KEYS
+# are set; its host key is generated once into /data/.mailtap/).
+EXPOSE 2222
 USER 65532:65532
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

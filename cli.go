@@ -26,7 +26,7 @@ Flags:
 
 // flagOrder is the order --help lists the flags in; "c" is shown with
 // "config".
-var flagOrder = []string{"config", "out", "http", "headless", "demo", "once", "log-format", "log-level", "version"}
+var flagOrder = []string{"config", "out", "http", "ssh", "headless", "demo", "once", "log-format", "log-level", "version"}
 
 // printUsage writes --help: the modes, then every flag in its --double-dash
 // form with its argument and default, then the exit codes.

@@ -56,6 +56,7 @@ type flags struct {
 	config    string
 	out       string
 	http      string
+	ssh       string
 	headless  bool
 	demo      bool
 	once      bool
@@ -74,6 +75,7 @@ func newFlagSet(f *flags) *flag.FlagSet {
 	fs.StringVar(&f.config, "c", "", "shorthand for --config")
 	fs.StringVar(&f.out, "out", "", "write records under `DIR` (overrides output.dir)")
 	fs.StringVar(&f.http, "http", "", "status page, health, metrics and control API on `ADDR`, e.g. 127.0.0.1:8025 (default off)")
+	fs.StringVar(&f.ssh, "ssh", "", "serve the monitor over SSH on `ADDR`, e.g. :2222 (needs ssh.authorized_keys; default off)")
 	fs.BoolVar(&f.headless, "headless", false, "no UI; structured logs on stderr (Docker, systemd)")
 	fs.BoolVar(&f.demo, "demo", false, "watch an embedded IMAP server with generated mail; needs no account")
 	fs.BoolVar(&f.once, "once", false, "catch up every watched mailbox, write, exit (cron)")
@@ -204,6 +206,10 @@ func loadConfig(f *flags, demoSrv *demo.Server, note func(string)) (*config.Conf
 		cfg.HTTP.Addr = f.http
 		note("http.addr from --http")
 	}
+	if f.ssh != "" {
+		cfg.SSH.Addr = f.ssh
+		note("ssh.addr from --ssh")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -282,6 +288,10 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 		log = slog.New(logBuf)
 	} else {
 		log = slog.New(newLogHandler(stderr, f.logFormat, level))
+		if cfg.SSH.Addr != "" && !f.once { // SSH sessions' log pane
+			logBuf = tui.NewLogBuffer(log.Handler(), 200)
+			log = slog.New(logBuf)
+		}
 	}
 	slog.SetDefault(log)
 	if portableStore {
@@ -336,6 +346,13 @@ func runWatch(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 				log.Error("status server", "err", err)
 			}
 		}()
+	}
+
+	if !f.once {
+		if code, err := startSSH(runCtx, &wg, cfg, mgr, reg, log, store, logBuf, logPath, sinkMgr.StatusFunc()); err != nil {
+			rep.fail(err)
+			return code
+		}
 	}
 
 	capErr := make(chan error, 1)

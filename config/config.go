@@ -30,6 +30,7 @@ type Config struct {
 	Watch    Watch     `json:"watch"`
 	HTTP     HTTP      `json:"http"`
 	Sinks    []Sink    `json:"sinks,omitempty"` // sinks.go
+	SSH      SSH       `json:"ssh"`
 
 	// Source says where the config came from (a file path, or "environment");
 	// it is used in error messages and never serialised.

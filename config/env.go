@@ -73,6 +73,7 @@ var globalVars = []envVar{
 		c.HTTP.TokenEnv = "MAILTAP_HTTP_TOKEN"
 		return nil
 	}},
+	sshVars[0], sshVars[1],
 }
 
 func parseBool(v string, dst *bool) error {
@@ -117,6 +118,7 @@ func (c *Config) apply(vars []envVar, getenv func(string) string) ([]envVar, err
 //	MAILTAP_ACCOUNT (the account name, default "default")
 //	MAILTAP_ALLOW_INSECURE, MAILTAP_TLS_SKIP_VERIFY, MAILTAP_CA_FILE
 //	MAILTAP_OUT (output.dir), MAILTAP_HTTP (http.addr), MAILTAP_HTTP_TOKEN
+//	MAILTAP_SSH (ssh.addr), MAILTAP_SSH_AUTHORIZED_KEYS (ssh.authorized_keys)
 //
 // The result is not validated; Resolve does that. Errors are *Error naming
 // the variable.
@@ -176,7 +178,7 @@ func fieldString(c *Config, field string) string {
 	case "http.token_env":
 		return c.HTTP.TokenEnv
 	}
-	return ""
+	return sshFieldString(c, field)
 }
 
 // Resolve finds, loads and validates the configuration, and returns notes

@@ -43,6 +43,7 @@ func (c *Config) Validate() error {
 	v.watch()
 	v.http()
 	v.sinks()
+	v.ssh()
 	return errors.Join(v.errs...)
 }
 

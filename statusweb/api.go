@@ -149,23 +149,10 @@ func itemOf(c watcher.Captured) recentItem {
 	}
 }
 
-func (s *Server) mailboxes() []mailboxJSON {
-	sts := s.w.Status()
-	out := make([]mailboxJSON, 0, len(sts))
-	for _, st := range sts {
-		out = append(out, mailboxOf(st))
-	}
-	return out
-}
+func (s *Server) mailboxes() []mailboxJSON { return s.snap.mailboxes() }
 
 // status is the full snapshot.
-func (s *Server) status() statusJSON {
-	return statusJSON{
-		Version: s.opts.Version, Started: record.FormatTime(s.started), Now: record.FormatTime(time.Now()),
-		TokenRequired: s.opts.Token != "", Mailboxes: s.mailboxes(), Recent: s.recent.list(),
-		Sinks: s.sinks(),
-	}
-}
+func (s *Server) status() statusJSON { return s.snap.status() }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.status())

@@ -72,6 +72,10 @@ type Options struct {
 	Version string
 	// Sinks, if set, gives the sinks' state for the page (sinks.go).
 	Sinks SinkStatus
+	// Snapshots, if set, is the status shared with other readers; its owner
+	// runs it. Nil: the server makes its own (with Version and Token) and
+	// feeds it while Serve runs.
+	Snapshots *Snapshots
 }
 
 // Server is the status web server. New does no I/O; Listen binds, Serve
@@ -82,13 +86,10 @@ type Server struct {
 	log      *slog.Logger
 	addr     string // normalised listen address
 	loopback bool   // addr is a loopback address: check Host headers
-	started  time.Time
 	handler  http.Handler
 
-	// sub feeds the recent ring. It is taken in New, before the watcher
-	// starts, so the first captures of a run are not missed.
-	sub    *watcher.Subscription
-	recent recentRing
+	snap    *Snapshots
+	ownSnap bool // snap is the server's own: Serve feeds it
 
 	streams chan struct{} // semaphore: open SSE streams
 
@@ -131,7 +132,6 @@ func New(w Watcher, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		w: w, opts: opts, log: opts.Logger, addr: addr, loopback: loopback,
-		started: time.Now(),
 		streams: make(chan struct{}, maxStreams),
 	}
 	s.closing, s.beginClosing = context.WithCancel(context.Background())
@@ -140,7 +140,11 @@ func New(w Watcher, opts Options) (*Server, error) {
 	}
 	s.log = s.log.With("component", "statusweb")
 	s.handler = s.routes()
-	s.sub = w.Subscribe(1024)
+	s.snap = opts.Snapshots
+	if s.snap == nil {
+		s.snap = NewSnapshots(w, SnapshotOptions{Version: opts.Version, TokenRequired: opts.Token != "", Logger: s.log, Sinks: opts.Sinks})
+		s.ownSnap = true
+	}
 	return s, nil
 }
 
@@ -213,7 +217,15 @@ func (s *Server) Run(ctx context.Context) error { return s.Serve(ctx) }
 // in-flight requests get up to 5 s. It returns nil after a shutdown caused
 // by ctx, or the error that stopped the server. Call it once.
 func (s *Server) Serve(ctx context.Context) error {
-	defer s.sub.Close()
+	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
+	var feeding sync.WaitGroup
+	if s.ownSnap {
+		feeding.Go(func() { s.snap.Run(feedCtx) })
+	}
+	defer func() {
+		stopFeed()
+		feeding.Wait()
+	}()
 	if err := s.Listen(); err != nil {
 		return err
 	}
@@ -232,14 +244,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	srv.RegisterOnShutdown(s.beginClosing)
 	defer s.beginClosing()
-
-	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
-	var feeding sync.WaitGroup
-	feeding.Go(func() { s.feedRecent(feedCtx) })
-	defer func() {
-		stopFeed()
-		feeding.Wait()
-	}()
 
 	s.log.Info("status server listening", "addr", ln.Addr().String(), "control_token", s.opts.Token != "")
 	served := make(chan error, 1)
@@ -261,24 +265,6 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Warn("status server: forced close after grace period", "err", err)
 	}
 	return nil
-}
-
-// feedRecent keeps the ring of recently captured mail up to date.
-func (s *Server) feedRecent(ctx context.Context) {
-	for {
-		e, err := s.sub.Next(ctx)
-		if err != nil {
-			return
-		}
-		switch e := e.(type) {
-		case watcher.Captured:
-			s.recent.add(itemOf(e))
-		case watcher.Dropped:
-			// Only possible if this loop stalls for 1024 captures; the
-			// ring simply lacks those.
-			s.log.Debug("recent list missed captures", "n", e.N)
-		}
-	}
 }
 
 // Check asks the status server at addr for /healthz and returns nil iff it

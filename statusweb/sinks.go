@@ -23,13 +23,13 @@ type sinkJSON struct {
 	NextRetry    *apiTime `json:"next_retry"`
 }
 
-func (s *Server) sinks() []sinkJSON {
+func (s *Snapshots) sinks() []sinkJSON {
 	out := []sinkJSON{}
-	if s.opts.Sinks == nil {
+	if s.sinkStatus == nil {
 		return out
 	}
 	now := time.Now()
-	for _, st := range s.opts.Sinks() {
+	for _, st := range s.sinkStatus() {
 		out = append(out, sinkJSON{Name: st.Name, Type: st.Type, Target: st.Target, State: st.State, Failing: st.Failing(now),
 			Backlog: st.Backlog, Delivered: st.Delivered, DeadLetters: st.DeadLetters, LastDelivery: optTime(st.LastDelivery),
 			LastError: st.LastError, FailingSince: optTime(st.FailingSince), NextRetry: optTime(st.NextRetry)})

@@ -36,7 +36,7 @@ type logCore struct {
 	ring    []LogEntry
 	head, n int
 	seq     uint64
-	changed chan struct{} // 1-slot: something was added
+	changed chan struct{} // closed (and replaced) when something is added
 }
 
 // NewLogBuffer wraps next (nil to keep records only in memory) and keeps
@@ -45,7 +45,7 @@ func NewLogBuffer(next slog.Handler, size int) *LogBuffer {
 	if size < 1 {
 		size = 1
 	}
-	return &LogBuffer{next: next, core: &logCore{ring: make([]LogEntry, size), changed: make(chan struct{}, 1)}}
+	return &LogBuffer{next: next, core: &logCore{ring: make([]LogEntry, size), changed: make(chan struct{})}}
 }
 
 // Enabled reports whether next wants the level, and always for warnings and
@@ -85,11 +85,9 @@ func (b *LogBuffer) keep(r slog.Record) {
 		c.ring[(c.head+c.n)%len(c.ring)] = e
 		c.n++
 	}
+	close(c.changed) // wakes every reader: the local TUI and each SSH session
+	c.changed = make(chan struct{})
 	c.mu.Unlock()
-	select {
-	case c.changed <- struct{}{}:
-	default:
-	}
 }
 
 // WithAttrs returns a handler whose records carry attrs, sharing this
@@ -133,9 +131,16 @@ func (b *LogBuffer) Entries() []LogEntry {
 	return out
 }
 
-// Changed is signalled (coalesced, never blocking the logger) after a
-// record is kept.
-func (b *LogBuffer) Changed() <-chan struct{} { return b.core.changed }
+// Changed returns a channel that is closed when the next record is kept.
+// Every reader gets its own wake-up (never blocking the logger); take the
+// channel before reading Entries, so that nothing kept in between is
+// missed.
+func (b *LogBuffer) Changed() <-chan struct{} {
+	c := b.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
 
 // appendAttr writes " key=value" in the style of slog's text handler,
 // flattening groups into dotted keys.

@@ -18,6 +18,8 @@ func TestLogBuffer_keepsWarningsPassesEverything(t *testing.T) {
 	var file bytes.Buffer
 	lb := NewLogBuffer(slog.NewTextHandler(&file, &slog.HandlerOptions{Level: slog.LevelInfo}), 3)
 	log := slog.New(lb)
+	// Two readers (the local TUI and an SSH session) are both woken.
+	changed1, changed2 := lb.Changed(), lb.Changed()
 	log.Debug("debug dropped by the file handler")
 	log.Info("info goes to the file only")
 	log.Warn("first warning", "n", 1)
@@ -32,10 +34,17 @@ func TestLogBuffer_keepsWarningsPassesEverything(t *testing.T) {
 		es[1].Attrs != "err=boom" || es[0].Seq != 1 || es[1].Seq != 2 {
 		t.Fatalf("entries = %+v", es)
 	}
+	for _, ch := range []<-chan struct{}{changed1, changed2} {
+		select {
+		case <-ch:
+		default:
+			t.Error("Changed not signalled")
+		}
+	}
 	select {
 	case <-lb.Changed():
+		t.Error("a fresh Changed channel is already closed")
 	default:
-		t.Error("Changed not signalled")
 	}
 }
 

@@ -119,6 +119,9 @@ func NewModel(ctrl watcher.Controller, opts Options) Model {
 		header: newHeader(), list: newMailList(opts.MaxRows),
 		help: help.New(), filter: textinput.New(), accounts: map[string]bool{},
 	}
+	if opts.ReadOnly {
+		m.keys.disableControls()
+	}
 	if opts.ASCII {
 		m.keys.Up.SetHelp("up/k", "up")
 		m.keys.Down.SetHelp("down/j", "down")
@@ -496,6 +499,9 @@ func (m *model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if m.filtering {
 		return m.filterKey(msg)
 	}
+	if cmd, ok := m.readOnlyKey(msg); ok {
+		return cmd
+	}
 	if cmd, ok := m.globalKey(msg); ok {
 		return cmd
 	}
@@ -828,10 +834,7 @@ func (m *model) helpView() string {
 	default:
 		keys = m.keys.listHelp()
 	}
-	if hk, ok := keys.(helpKeys); ok && !m.help.ShowAll {
-		keys = m.fitShort(hk)
-	}
-	return m.help.View(keys)
+	return m.footer(keys)
 }
 
 // fitShort drops bindings from the short help, last first, until it fits

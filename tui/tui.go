@@ -44,6 +44,9 @@ type Options struct {
 	// Sinks, if set, gives the sinks' state for the title bar
 	// ((*sinks.Manager).Status).
 	Sinks func() []sinks.Status
+	// ReadOnly sessions see everything but cannot pause, resume or
+	// reconnect: those keys only say so, and the footer shows it.
+	ReadOnly bool
 
 	// RecentLimit is how many records on disk are listed at start
 	// (default 500).
@@ -106,18 +109,16 @@ func (o *Options) defaults() {
 // Past it the hub drops the oldest events for the UI, never for capture.
 const eventBuffer = 4096
 
+// EventBuffer is the subscription size to give NewProgram.
+const EventBuffer = eventBuffer
+
 // Run shows the monitor until the user quits (q, ctrl+c) or ctx ends, and
 // returns nil in both cases. It never blocks capture: events reach the UI
 // through a bounded subscription that drops for the UI when it falls
 // behind. ctrl's watcher keeps running after Run returns; stopping it is
 // the caller's job.
 func Run(ctx context.Context, ctrl watcher.Controller, opts Options) error {
-	if os.Getenv("NO_COLOR") != "" {
-		opts.NoColor = true
-	}
-	if !utf8Locale() {
-		opts.ASCII = true
-	}
+	opts.ApplyEnv(os.Getenv)
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -127,10 +128,7 @@ func Run(ctx context.Context, ctrl watcher.Controller, opts Options) error {
 	sub := ctrl.Subscribe(eventBuffer)
 	defer sub.Close()
 
-	m := NewModel(ctrl, opts)
-	popts := append([]tea.ProgramOption{tea.WithContext(ctx)}, opts.ProgramOptions...)
-	p := tea.NewProgram(m, popts...)
-	wait := startBridges(ctx, sub, opts.Logs, p.Send)
+	p, wait := NewProgram(ctx, ctrl, sub, opts)
 	_, err := p.Run()
 	cancel()
 	sub.Close()
@@ -166,13 +164,17 @@ func startBridges(ctx context.Context, sub *watcher.Subscription, logs *LogBuffe
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// The next channel is taken before Entries is read, so a
+			// record kept in between is either read or wakes us again.
+			changed := logs.Changed()
 			for {
 				select {
 				case <-ctx.Done():
 					return
-				case <-logs.Changed():
-					send(logsMsg{entries: logs.Entries()})
+				case <-changed:
 				}
+				changed = logs.Changed()
+				send(logsMsg{entries: logs.Entries()})
 			}
 		}()
 	}
@@ -209,9 +211,9 @@ func bridgeEvents(ctx context.Context, sub *watcher.Subscription, send func(tea.
 
 // utf8Locale reports whether the locale (LC_ALL, LC_CTYPE, LANG, the first
 // set) is UTF-8, as terminals configured for it expect.
-func utf8Locale() bool {
+func utf8Locale(getenv func(string) string) bool {
 	for _, v := range []string{"LC_ALL", "LC_CTYPE", "LANG"} {
-		if s := os.Getenv(v); s != "" {
+		if s := getenv(v); s != "" {
 			s = strings.ToLower(s)
 			return strings.Contains(s, "utf-8") || strings.Contains(s, "utf8")
 		}

@@ -198,6 +198,7 @@ func TestDockerfile_contract(t *testing.T) {
 		{"FROM", "gcr.io/distroless/static-debian12:nonroot"},
 		{"VOLUME", "/data"},
 		{"EXPOSE", "8025"},
+		{"EXPOSE", "2222"}, // the SSH monitor (sshui)
 		{"ENTRYPOINT", `["/mailtap","--headless"]`},
 		{"COPY", "--from=build /out/mailtap /mailtap"},
 	}
