@@ -36,7 +36,9 @@ func TestSSH_monitorUnderTmux(t *testing.T) {
 	tm.waitPane("mon", "the mailbox back", func(s string) bool { return headerHas(s, "test/INBOX", "idle") })
 	tm.keys("mon", "r")
 	r.waitFor("a reconnect", func() bool { return contains(r.ctrl.Calls(), "reconnect test/INBOX") })
-	tm.waitPane("mon", "the reconnect notice", func(s string) bool { return strings.Contains(s, "reconnect requested") || strings.Contains(s, "reconnected") })
+	tm.waitPane("mon", "the reconnect notice", func(s string) bool {
+		return strings.Contains(s, "reconnect requested") || strings.Contains(s, "reconnected")
+	})
 	if got := r.ctrl.Calls(); len(got) != 3 || got[0] != "pause test/INBOX" || got[1] != "resume test/INBOX" {
 		t.Errorf("controller calls = %q", got)
 	}
