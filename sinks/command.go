@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 
 	"mailtap/config"
@@ -36,10 +35,7 @@ func (c *command) deliver(ctx context.Context, d *delivery) result {
 	var stderr capWriter
 	stderr.max = maxStderrLogged
 	cmd.Stderr = &stderr
-	// Its own process group, killed whole on timeout: a script's children
-	// must not outlive it holding the pipes.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownGroup(cmd)
 	cmd.WaitDelay = 2 * time.Second
 	err := cmd.Run()
 	if err == nil {

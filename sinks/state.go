@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"mailtap/jsonstore"
 )
 
@@ -105,7 +103,7 @@ func withDeadLock(dir string, fn func() error) error {
 		return fmt.Errorf("dead letters: %w", err)
 	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if err := lockExclusive(f); err != nil {
 		return fmt.Errorf("lock dead letters: %w", err)
 	}
 	return fn()

@@ -520,7 +520,7 @@ func (c *Cyrus) startLocked() error {
 	// Own process group: Freeze stops the whole instance and Stop can reap
 	// stragglers. Pdeathsig: a test binary killed by -timeout does not
 	// leave Cyrus running (the script passes it on to master).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = serverAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("run %s: %w", c.bins.unshare, err)
 	}
@@ -694,7 +694,7 @@ func (c *Cyrus) stopLocked(graceful bool) error {
 	}
 	pgid := c.cmd.Process.Pid
 	if c.frozen {
-		syscall.Kill(-pgid, syscall.SIGCONT)
+		killGroup(pgid, sigCont)
 		c.frozen = false
 	}
 	var err error
@@ -706,12 +706,12 @@ func (c *Cyrus) stopLocked(graceful bool) error {
 			err = errors.New("cyrus did not exit within 10s of SIGTERM; killed")
 		}
 	}
-	syscall.Kill(-pgid, syscall.SIGKILL)
+	killGroup(pgid, syscall.SIGKILL)
 	<-c.exited
 	// A child that left the group (none is known to) must not keep the
 	// port or the databases.
 	for _, pid := range c.pids("") {
-		syscall.Kill(pid, syscall.SIGKILL)
+		signalPID(pid, syscall.SIGKILL)
 	}
 	c.cmd, c.exited = nil, nil
 	return err
@@ -783,10 +783,10 @@ func (c *Cyrus) Restart(t testing.TB) {
 // Freeze stops (SIGSTOP) every process of the instance: connections stay
 // open and TCP still ACKs, but nothing answers until Thaw. Deliver and the
 // other IMAP helpers hang while frozen.
-func (c *Cyrus) Freeze(t testing.TB) { c.signalGroup(t, syscall.SIGSTOP, true) }
+func (c *Cyrus) Freeze(t testing.TB) { c.signalGroup(t, sigStop, true) }
 
 // Thaw continues the processes stopped by Freeze.
-func (c *Cyrus) Thaw(t testing.TB) { c.signalGroup(t, syscall.SIGCONT, false) }
+func (c *Cyrus) Thaw(t testing.TB) { c.signalGroup(t, sigCont, false) }
 
 func (c *Cyrus) signalGroup(t testing.TB, sig syscall.Signal, frozen bool) {
 	t.Helper()
@@ -795,7 +795,7 @@ func (c *Cyrus) signalGroup(t testing.TB, sig syscall.Signal, frozen bool) {
 	if c.cmd == nil {
 		t.Fatal("testimap: cyrus is not running")
 	}
-	if err := syscall.Kill(-c.cmd.Process.Pid, sig); err != nil {
+	if err := killGroup(c.cmd.Process.Pid, sig); err != nil {
 		t.Fatalf("testimap: signal cyrus: %v", err)
 	}
 	c.frozen = frozen
@@ -810,7 +810,7 @@ func (c *Cyrus) Kick(t testing.TB) {
 	defer c.mu.Unlock()
 	pids := c.pids("imapd")
 	for _, pid := range pids {
-		syscall.Kill(pid, syscall.SIGTERM)
+		signalPID(pid, syscall.SIGTERM)
 	}
 	// Wait for them to be gone so that the caller's next step does not race
 	// with a session still open.
@@ -975,4 +975,12 @@ func (c *Cyrus) dumpLog() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.tb.Logf("cyrus log (%s), last 200 lines:\n%s", c.dir, c.tail(200))
+}
+
+// signalPID sends sig to one process; a process already gone is no error
+// worth reporting here.
+func signalPID(pid int, sig syscall.Signal) {
+	if p, err := os.FindProcess(pid); err == nil {
+		p.Signal(sig)
+	}
 }
