@@ -18,6 +18,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"mailtap/config"
+	"mailtap/internal/testbin"
 	"mailtap/internal/testimap"
 	"mailtap/jsonstore"
 	"mailtap/statusweb"
@@ -37,7 +38,7 @@ type rig struct {
 	reg      *prometheus.Registry
 	out      string
 	dir      string
-	logs     *syncLog
+	logs     *testbin.SyncBuffer // the server's log, for assertions and failures
 	port     string
 	known    string // known_hosts with the server's host key
 	fullKey  string // private key files
@@ -83,7 +84,7 @@ func startRig(t *testing.T, ro rigOptions) *rig {
 	t.Helper()
 	needSSH(t)
 	dir := t.TempDir()
-	r := &rig{t: t, dir: dir, logs: &syncLog{}}
+	r := &rig{t: t, dir: dir, logs: &testbin.SyncBuffer{}}
 	r.fullKey = filepath.Join(dir, "full")
 	r.roKey = filepath.Join(dir, "readonly")
 	r.wrongKey = filepath.Join(dir, "wrong")
@@ -275,24 +276,6 @@ func (c *countingCtrl) Calls() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.calls...)
-}
-
-// syncLog is the server's log, for assertions and for failures.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // tmux drives a private tmux server (own socket, no user config).
