@@ -106,8 +106,11 @@ func TestDovecot_connectionLimitIsNotAuthFailure(t *testing.T) {
 	window := 3 * busyMax
 	time.Sleep(window) // the refused folders keep retrying meanwhile
 	in, refused := idle()
-	if len(in) < allowed || len(in) > allowed+1 || len(refused) == 0 {
-		t.Fatalf("idle %v, others %v: want %d idle", in, refused, allowed)
+	// Not exactly allowed: Dovecot counts concurrent logins loosely (seen:
+	// two over the limit under -race); the property is that some are
+	// refused, as busy, and keep retrying.
+	if len(in) < allowed || len(refused) == 0 {
+		t.Fatalf("idle %v, others %v: want at least %d idle and some refused", in, refused, allowed)
 	}
 	mu.Lock()
 	for _, b := range refused {
