@@ -2,7 +2,6 @@ package watcher_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"mailtap/internal/testbin"
 	"mailtap/internal/testimap"
 	"mailtap/jsonstore"
+	"mailtap/record"
 	"mailtap/watcher"
 )
 
@@ -237,26 +237,7 @@ func TestHabits_dotDelimiter(t *testing.T) {
 func allSubjects(t *testing.T, out string) map[string]bool {
 	t.Helper()
 	got := map[string]bool{}
-	filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == ".mailtap" {
-			return filepath.SkipDir
-		}
-		if strings.HasSuffix(p, ".json") {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var r struct{ Subject string }
-			if err := json.Unmarshal(b, &r); err != nil {
-				t.Fatalf("%s: %v", p, err)
-			}
-			got[r.Subject] = true
-		}
-		return nil
-	})
+	eachRecord(t, out, func(_ string, r record.Record) { got[r.Subject] = true })
 	return got
 }
 

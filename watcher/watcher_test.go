@@ -116,10 +116,10 @@ func (h *harness) waitState(timeout time.Duration, states ...watcher.State) watc
 	return watcher.MailboxStatus{}
 }
 
-// records returns id → record of every JSON file under out.
-func records(t *testing.T, out string) map[string]record.Record {
+// eachRecord decodes every record file under out (outside .mailtap),
+// suffixed ones (~N) included, and hands it to fn.
+func eachRecord(t *testing.T, out string, fn func(path string, r record.Record)) {
 	t.Helper()
-	got := map[string]record.Record{}
 	filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -136,12 +136,22 @@ func records(t *testing.T, out string) map[string]record.Record {
 			if err := json.Unmarshal(b, &r); err != nil {
 				t.Fatalf("%s: %v", p, err)
 			}
-			if _, dup := got[r.ID]; dup {
-				t.Fatalf("%s written twice", r.ID)
-			}
-			got[r.ID] = r
+			fn(p, r)
 		}
 		return nil
+	})
+}
+
+// records returns id → record of every JSON file under out; an id written
+// twice fails the test.
+func records(t *testing.T, out string) map[string]record.Record {
+	t.Helper()
+	got := map[string]record.Record{}
+	eachRecord(t, out, func(_ string, r record.Record) {
+		if _, dup := got[r.ID]; dup {
+			t.Fatalf("%s written twice", r.ID)
+		}
+		got[r.ID] = r
 	})
 	return got
 }
