@@ -43,22 +43,8 @@ func TestAuth_wrongPasswordSlowRetryNoLeak(t *testing.T) {
 	start := time.Now()
 	p := startMailtap(t, runOpts{env: env, args: []string{"--headless", "--log-format", "json", "--log-level", "debug", "-c", path, "--http", "127.0.0.1:0"}})
 	url := p.waitLog(0, 20*time.Second, "the status page address", msgIs("status page")).str("url")
-	for _, acct := range []string{"inline", "env"} {
-		p.waitLog(0, 20*time.Second, acct+" state=auth_failed", func(l logLine) bool {
-			return stateIs("auth_failed")(l) && l.str("account") == acct
-		})
-	}
-
-	var st struct {
-		Mailboxes []struct {
-			ID, State, Error string
-			NextRetry        *time.Time `json:"next_retry"`
-		}
-	}
-	body := httpGet(t, url+"api/status")
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		t.Fatalf("/api/status: %v\n%s", err, body)
-	}
+	waitAuthFailed(p, "inline", "env")
+	st, body := authStatus(t, url)
 	if len(st.Mailboxes) != 2 {
 		t.Fatalf("/api/status lists %d mailboxes, want 2: %s", len(st.Mailboxes), body)
 	}
@@ -157,21 +143,8 @@ func TestAuth_secretSourceFailsAtLogin(t *testing.T) {
 
 	p := startMailtap(t, runOpts{args: []string{"--headless", "--log-format", "json", "-c", path, "--http", "127.0.0.1:0"}})
 	url := p.waitLog(0, 20*time.Second, "the status page address", msgIs("status page")).str("url")
-	for _, acct := range []string{"cmd", "env"} {
-		p.waitLog(0, 20*time.Second, acct+" state=auth_failed", func(l logLine) bool {
-			return stateIs("auth_failed")(l) && l.str("account") == acct
-		})
-	}
-	var st struct {
-		Mailboxes []struct {
-			ID, State, Error string
-			NextRetry        *time.Time `json:"next_retry"`
-		}
-	}
-	body := httpGet(t, url+"api/status")
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		t.Fatalf("/api/status: %v\n%s", err, body)
-	}
+	waitAuthFailed(p, "cmd", "env")
+	st, _ := authStatus(t, url)
 	want := map[string]string{"cmd/INBOX": "keyring is locked, run pass unlock", "env/INBOX": unset + `" is not set`}
 	for _, mb := range st.Mailboxes {
 		if mb.State != "auth_failed" || !strings.Contains(mb.Error, want[mb.ID]) {
@@ -212,4 +185,29 @@ func TestAuth_secretSourceFailsAtLogin(t *testing.T) {
 	}
 	p.stop()
 	assertNoPanic(t, p)
+}
+
+// waitAuthFailed waits for each account's auth_failed state in the log.
+func waitAuthFailed(p *proc, accounts ...string) {
+	for _, acct := range accounts {
+		p.waitLog(0, 20*time.Second, acct+" state=auth_failed", func(l logLine) bool {
+			return stateIs("auth_failed")(l) && l.str("account") == acct
+		})
+	}
+}
+
+// authMailbox is what the auth tests read of /api/status.
+type authMailbox struct {
+	ID, State, Error string
+	NextRetry        *time.Time `json:"next_retry"`
+}
+
+// authStatus reads /api/status under url; body is kept for failures.
+func authStatus(t *testing.T, url string) (st struct{ Mailboxes []authMailbox }, body string) {
+	t.Helper()
+	body = httpGet(t, url+"api/status")
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("/api/status: %v\n%s", err, body)
+	}
+	return st, body
 }
