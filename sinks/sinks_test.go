@@ -613,7 +613,12 @@ func TestSink_finishedAheadSurvivesRestart(t *testing.T) {
 	before := len(rc.requests())
 	fixed.Store("yes", true)
 	m2, stop := e.start(cfg)
-	waitFor(t, "the stuck one", func() bool { return statusOf(m2).Delivered == 30 })
+	// Delivered reaches 30 before the reader has walked past the 29
+	// finished entries; the cursor is only at the end once it has.
+	waitFor(t, "the stuck one, and the cursor past the rest", func() bool {
+		st := statusOf(m2)
+		return st.Delivered == 30 && st.Backlog == 0
+	})
 	stop()
 	got := rc.requests()[before:]
 	if len(got) != 1 || got[0].env.ID != "acct/INBOX/1/1" {
