@@ -110,6 +110,7 @@ func (a Account) LogValue() slog.Value {
 		slog.String("password_source", a.PasswordSource()),
 		slog.String("mailboxes", strings.Join(a.Mailboxes, ",")),
 		slog.String("backfill", a.Backfill),
+		slog.Int("max_connections", a.MaxConnections),
 	}
 	if a.AllowInsecure {
 		attrs = append(attrs, slog.Bool("allow_insecure", true))

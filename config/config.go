@@ -56,12 +56,15 @@ type Account struct {
 	PasswordFile    string   `json:"password_file,omitempty"`
 	PasswordCommand []string `json:"password_command,omitempty"`
 
-	Auth          string   `json:"auth"` // plain | login | xoauth2 | oauthbearer
-	Mailboxes     []string `json:"mailboxes"`
-	Backfill      string   `json:"backfill"` // none | unseen | all | since:YYYY-MM-DD
-	AllowInsecure bool     `json:"allow_insecure,omitempty"`
-	TLSSkipVerify bool     `json:"tls_skip_verify,omitempty"`
-	CAFile        string   `json:"ca_file,omitempty"`
+	Auth      string   `json:"auth"` // plain | login | xoauth2 | oauthbearer
+	Mailboxes []string `json:"mailboxes"`
+	Backfill  string   `json:"backfill"` // none | unseen | all | since:YYYY-MM-DD
+	// MaxConnections caps the account's IMAP connections (default
+	// DefaultMaxConnections); 0 in a file means the default.
+	MaxConnections int    `json:"max_connections,omitempty"`
+	AllowInsecure  bool   `json:"allow_insecure,omitempty"`
+	TLSSkipVerify  bool   `json:"tls_skip_verify,omitempty"`
+	CAFile         string `json:"ca_file,omitempty"`
 }
 
 // Output says where and how records are written.
@@ -75,7 +78,10 @@ type Output struct {
 
 // Watch tunes the IMAP sessions. Durations are Go duration strings in JSON.
 type Watch struct {
-	IDLE            bool     `json:"idle"`
+	IDLE bool `json:"idle"`
+	// Notify lets an account with several mailboxes watch them all on one
+	// connection where the server has NOTIFY (RFC 5465).
+	Notify          bool     `json:"notify"`
 	PollInterval    Duration `json:"poll_interval"`
 	MaxBackoff      Duration `json:"max_backoff"`
 	IdleRefresh     Duration `json:"idle_refresh"`
@@ -87,6 +93,15 @@ type HTTP struct {
 	Addr     string `json:"addr"`
 	TokenEnv string `json:"token_env"`
 }
+
+// DefaultMaxConnections is an account's connection budget when the config
+// sets none: Gmail allows 15 per account and Dovecot 10 per user and IP by
+// default, shared with the user's phone and laptop; 5 leaves them room
+// while giving INBOX and three more mailboxes push of their own.
+const DefaultMaxConnections = 5
+
+// MaxConnectionsLimit is the most max_connections may ask for.
+const MaxConnectionsLimit = 100
 
 // Duration is a time.Duration that reads and writes as "60s" in JSON.
 //
@@ -109,6 +124,7 @@ func Defaults() *Config {
 		},
 		Watch: Watch{
 			IDLE:            true,
+			Notify:          true,
 			PollInterval:    Duration{60 * time.Second},
 			MaxBackoff:      Duration{5 * time.Minute},
 			IdleRefresh:     Duration{5 * time.Minute},
@@ -132,6 +148,9 @@ func (a *Account) applyDefaults() {
 	}
 	if a.Auth == "" {
 		a.Auth = AuthPlain
+	}
+	if a.MaxConnections == 0 {
+		a.MaxConnections = DefaultMaxConnections
 	}
 	// Only a missing list gets the default; an explicit [] is an error that
 	// Validate reports, not something to paper over.

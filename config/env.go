@@ -55,6 +55,14 @@ var accountVars = []envVar{
 		return nil
 	}},
 	{"MAILTAP_BACKFILL", "accounts[0].backfill", func(c *Config, v string) error { c.Accounts[0].Backfill = v; return nil }},
+	{"MAILTAP_MAX_CONNECTIONS", "accounts[0].max_connections", func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 {
+			return fmt.Errorf("must be a whole number of connections, at least 1 (got %q)", v)
+		}
+		c.Accounts[0].MaxConnections = n
+		return nil
+	}},
 	{"MAILTAP_ALLOW_INSECURE", "accounts[0].allow_insecure", func(c *Config, v string) error {
 		return parseBool(v, &c.Accounts[0].AllowInsecure)
 	}},
@@ -114,7 +122,7 @@ func (c *Config) apply(vars []envVar, getenv func(string) string) ([]envVar, err
 //
 //	MAILTAP_HOST, MAILTAP_PORT, MAILTAP_TLS, MAILTAP_USERNAME, MAILTAP_AUTH
 //	MAILTAP_PASSWORD or MAILTAP_PASSWORD_FILE
-//	MAILTAP_MAILBOXES (comma-separated), MAILTAP_BACKFILL
+//	MAILTAP_MAILBOXES (comma-separated), MAILTAP_BACKFILL, MAILTAP_MAX_CONNECTIONS
 //	MAILTAP_ACCOUNT (the account name, default "default")
 //	MAILTAP_ALLOW_INSECURE, MAILTAP_TLS_SKIP_VERIFY, MAILTAP_CA_FILE
 //	MAILTAP_OUT (output.dir), MAILTAP_HTTP (http.addr), MAILTAP_HTTP_TOKEN

@@ -98,7 +98,7 @@ func TestLogValue_fields(t *testing.T) {
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "account", Account{
 		Name: "n", Host: "h", Port: 143, TLS: "starttls", Username: "u", PasswordEnv: "PW", Auth: "login",
-		Mailboxes: []string{"INBOX", "Sent"}, Backfill: "all", TLSSkipVerify: true,
+		Mailboxes: []string{"INBOX", "Sent"}, Backfill: "all", TLSSkipVerify: true, MaxConnections: 3,
 	})
 	var got struct {
 		Account map[string]any `json:"account"`
@@ -109,6 +109,7 @@ func TestLogValue_fields(t *testing.T) {
 	want := map[string]any{
 		"name": "n", "host": "h", "port": float64(143), "tls": "starttls", "username": "u", "auth": "login",
 		"password_source": "password_env PW", "mailboxes": "INBOX,Sent", "backfill": "all", "tls_skip_verify": true,
+		"max_connections": float64(3),
 	}
 	if fmt.Sprint(got.Account) != fmt.Sprint(want) {
 		t.Errorf("logged\n%v\nwant\n%v", got.Account, want)

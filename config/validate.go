@@ -146,6 +146,9 @@ func (v *validator) account(p string, a *Account) {
 	if _, _, err := parseBackfill(a.Backfill); err != nil {
 		v.add(p+".backfill", "%v", err)
 	}
+	if a.MaxConnections < 1 || a.MaxConnections > MaxConnectionsLimit {
+		v.add(p+".max_connections", "must be between 1 and %d (got %d)", MaxConnectionsLimit, a.MaxConnections)
+	}
 }
 
 // passwordSource checks that exactly one password source is set. Values are

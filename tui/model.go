@@ -266,7 +266,7 @@ func (m *model) followReconnect() tea.Cmd {
 	up := len(boxes) > 0
 	for _, b := range boxes {
 		switch b.state {
-		case watcher.StateIdle, watcher.StatePolling:
+		case watcher.StateIdle, watcher.StateNotify, watcher.StatePolling:
 		case watcher.StatePaused:
 			// a paused mailbox does not reconnect: not waited for
 		case watcher.StateAuthFailed, watcher.StateError:

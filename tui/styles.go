@@ -65,6 +65,7 @@ func DefaultStyles() Styles {
 		Badge: map[watcher.State]lipgloss.Style{
 			watcher.StateIdle:         badge("0", "2"),
 			watcher.StatePolling:      badge("0", "2"),
+			watcher.StateNotify:       badge("0", "2"),
 			watcher.StateSyncing:      badge("0", "6"),
 			watcher.StateConnecting:   badge("0", "6"),
 			watcher.StatePaused:       badge("0", "3"),

@@ -72,6 +72,13 @@ func (s *session) connectAndWatch(ctx context.Context, ok func()) error {
 			},
 		},
 	}
+	// The connection holds a slot of the account's budget from before
+	// the dial until it is closed.
+	release, err := s.a.budget.acquire(ctx, s.beat)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// Each step below is bounded by response_timeout; a beat between them
 	// keeps /healthz from calling a slow but progressing connect wedged.
 	s.beat()

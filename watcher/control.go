@@ -21,6 +21,7 @@ func (s *session) setPaused(p bool) {
 	s.paused = p
 	s.mu.Unlock()
 	s.poke()
+	s.a.poke() // the shared connection, if it serves this mailbox
 }
 
 func (s *session) requestReconnect() {
@@ -28,6 +29,7 @@ func (s *session) requestReconnect() {
 	s.reconnect = true
 	s.mu.Unlock()
 	s.poke()
+	s.a.poke()
 }
 
 func (s *session) isPaused() bool {
@@ -57,7 +59,11 @@ func (s *session) snapshot() MailboxStatus {
 	st.Paused = s.paused
 	s.mu.Unlock()
 	st.Heartbeat = time.Unix(0, s.heartbeat.Load())
-	if c := s.contact.Load(); c != 0 {
+	contact := &s.contact
+	if via := s.contactVia.Load(); via != nil {
+		contact = via
+	}
+	if c := contact.Load(); c != 0 {
 		st.LastServerContact = time.Unix(0, c)
 	}
 	return st
@@ -109,5 +115,5 @@ func (s *session) setState(state State, err error, next time.Time) {
 
 // watching reports whether st is a connected, waiting-for-mail state.
 func watching(st State) bool {
-	return st == StateIdle || st == StatePolling
+	return st == StateIdle || st == StatePolling || st == StateNotify
 }

@@ -11,8 +11,9 @@ type State string
 const (
 	StateConnecting   State = "connecting"
 	StateSyncing      State = "syncing"
-	StateIdle         State = "idle" // IDLE (push)
-	StatePolling      State = "polling"
+	StateIdle         State = "idle"    // IDLE (push)
+	StatePolling      State = "polling" // STATUS or NOOP every poll_interval
+	StateNotify       State = "notify"  // NOTIFY on the account's shared connection (push)
 	StatePaused       State = "paused"
 	StateReconnecting State = "reconnecting"
 	StateAuthFailed   State = "auth_failed"
@@ -21,7 +22,7 @@ const (
 )
 
 // AllStates lists every State, for metrics gauges and UIs.
-var AllStates = []State{StateConnecting, StateSyncing, StateIdle, StatePolling,
+var AllStates = []State{StateConnecting, StateSyncing, StateIdle, StateNotify, StatePolling,
 	StatePaused, StateReconnecting, StateAuthFailed, StateError, StateStopped}
 
 // MailboxID names one watched mailbox as "account/mailbox".

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -41,7 +42,8 @@ type Manager struct {
 	started   time.Time
 	clock     Clock
 
-	sessions []*session
+	accounts []*account
+	sessions []*session // config order
 	byID     map[string]*session
 	running  sync.WaitGroup
 }
@@ -72,30 +74,49 @@ func New(cfg *config.Config, store *jsonstore.Store, opts *Options) *Manager {
 	}
 	m.metrics.watchContacts(m.Status)
 	for i := range cfg.Accounts {
-		acct := &cfg.Accounts[i]
-		for _, mb := range acct.Mailboxes {
-			s := newSession(m, acct, mb)
-			m.metrics.init(s.id)
-			m.sessions = append(m.sessions, s)
-			m.byID[s.id.String()] = s
+		a := newAccount(m, &cfg.Accounts[i])
+		m.accounts = append(m.accounts, a)
+		for _, mb := range a.cfg.Mailboxes {
+			for _, s := range a.sessions {
+				if s.id.Mailbox == mb {
+					m.metrics.init(s.id)
+					m.sessions = append(m.sessions, s)
+					m.byID[s.id.String()] = s
+				}
+			}
 		}
 	}
 	return m
 }
+
+// accountStagger spreads the start of many accounts over up to
+// accountStaggerMax, so a service watching hundreds of accounts does not
+// log in to all of them in the same instant.
+const (
+	accountStaggerStep = 25 * time.Millisecond
+	accountStaggerMax  = 10 * time.Second
+)
 
 // Run runs every session until ctx is cancelled (then returns nil after each
 // has finished its record in flight and written its checkpoint). In once mode
 // it returns when every mailbox has caught up, with the errors of those that
 // could not.
 func (m *Manager) Run(ctx context.Context) error {
-	errs := make([]error, len(m.sessions))
-	for i, s := range m.sessions {
+	errs := make([]error, len(m.accounts))
+	spread := min(time.Duration(len(m.accounts))*accountStaggerStep, accountStaggerMax)
+	for i, a := range m.accounts {
 		m.running.Add(1)
 		go func() {
 			defer m.running.Done()
-			if err := s.run(ctx); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", s.id, err)
+			if i > 0 && spread > 0 && !m.once {
+				t := time.NewTimer(rand.N(spread))
+				select {
+				case <-ctx.Done():
+					t.Stop()
+				case <-t.C:
+				}
 			}
+			errs[i] = a.run(ctx)
 		}()
 	}
 	m.running.Wait()
@@ -173,7 +194,7 @@ func (m *Manager) Ready() (bool, string) {
 	for _, s := range m.sessions {
 		st := s.snapshot()
 		switch st.State {
-		case StateIdle, StatePolling, StateSyncing, StatePaused:
+		case StateIdle, StateNotify, StatePolling, StateSyncing, StatePaused:
 		default:
 			why := fmt.Sprintf("%s is %s", st.Mailbox, st.State)
 			if st.Err != "" {

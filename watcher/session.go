@@ -48,6 +48,7 @@ type session struct {
 	acct  *config.Account
 	watch *config.Watch
 	m     *Manager
+	a     *account
 	log   *slog.Logger
 
 	wake    chan struct{} // 1-slot: controls changed
@@ -63,14 +64,22 @@ type session struct {
 
 	heartbeat atomic.Int64 // unix nanos
 	contact   atomic.Int64 // unix nanos of the last byte from the server; 0 never
-	exists    atomic.Int64 // messages in the selected mailbox, per EXISTS/EXPUNGE
-	idleMiss  int          // refreshes that found mail IDLE never announced; session goroutine only
-	idlePush  int          // pushes IDLE did deliver; session goroutine only
+	// contactVia, when set, is the shared connection's contact time,
+	// which stands for this mailbox's while that connection serves it.
+	contactVia atomic.Pointer[atomic.Int64]
+	// explainedShared is a UIDNEXT whose gap above the checkpoint is
+	// expunged mail, so the shared connection does not EXAMINE again
+	// until it moves; the shared connection's goroutine only.
+	explainedShared uint32
+	exists          atomic.Int64 // messages in the selected mailbox, per EXISTS/EXPUNGE
+	idleMiss        int          // refreshes that found mail IDLE never announced; session goroutine only
+	idlePush        int          // pushes IDLE did deliver; session goroutine only
 }
 
-func newSession(m *Manager, acct *config.Account, mailbox string) *session {
+func newSession(m *Manager, a *account, mailbox string) *session {
+	acct := a.cfg
 	s := &session{
-		id: MailboxID{Account: acct.Name, Mailbox: mailbox}, acct: acct, watch: &m.cfg.Watch, m: m,
+		id: MailboxID{Account: acct.Name, Mailbox: mailbox}, acct: acct, watch: &m.cfg.Watch, m: m, a: a,
 		wake: make(chan struct{}, 1), newMail: make(chan struct{}, 1), emptied: make(chan struct{}, 1),
 	}
 	s.log = m.log.With("account", acct.Name, "mailbox", mailbox)
@@ -129,6 +138,7 @@ func (s *session) run(ctx context.Context) error {
 			s.setState(StateReconnecting, nil, time.Now())
 			continue
 		case errors.Is(err, ErrServerBusy): // a budget signal, not a wrong password
+			s.a.budget.refused(s.m.clock.Now())
 			state, delay = StateReconnecting, busy.next()
 		case errors.Is(err, ErrAuth), errors.Is(err, errSecretSource):
 			s.m.metrics.authFailure(s.id)

@@ -117,6 +117,7 @@ type Mem struct {
 	srv      *imapserver.Server
 	lns      []net.Listener
 	conns    map[*trackedConn]struct{}
+	peak     int // most connections open at once
 	sessions map[*memSession]struct{}
 	running  bool
 	closed   bool
@@ -331,6 +332,7 @@ func (m *Mem) tracking(ln net.Listener, wrap func(net.Conn) net.Conn) net.Listen
 		running := m.running
 		if running {
 			m.conns[tc] = struct{}{}
+			m.peak = max(m.peak, len(m.conns))
 		}
 		m.mu.Unlock()
 		if !running {
@@ -341,6 +343,14 @@ func (m *Mem) tracking(ln net.Listener, wrap func(net.Conn) net.Conn) net.Listen
 		}
 		return tc
 	}}
+}
+
+// Conns returns how many client connections are open now, and the most
+// that were open at once since the server was created.
+func (m *Mem) Conns() (now, peak int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.conns), m.peak
 }
 
 func (m *Mem) untrack(c *trackedConn) {

@@ -60,7 +60,7 @@ function ago(iso) {
 
 // ---- rendering -----------------------------------------------------------
 
-const STATES = ['connecting', 'syncing', 'idle', 'polling', 'paused', 'reconnecting', 'auth_failed', 'error', 'stopped'];
+const STATES = ['connecting', 'syncing', 'idle', 'notify', 'polling', 'paused', 'reconnecting', 'auth_failed', 'error', 'stopped'];
 
 function card(id) {
   let c = cards.get(id);

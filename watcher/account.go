@@ -1,0 +1,201 @@
+package watcher
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"mailtap/config"
+)
+
+// An account owns its connections (at most max_connections, see
+// connBudget) and serves all its mailboxes over them:
+//
+//   - one mailbox: one connection of its own in IDLE, as ever;
+//   - several, on a server with NOTIFY (RFC 5465): one shared connection
+//     hears of new mail in all of them (state "notify");
+//   - several, without NOTIFY: the first max_connections − 1 by priority
+//     (INBOX first, then config order) get a connection of their own in
+//     IDLE, and the shared connection checks the rest with STATUS every
+//     poll_interval, fetching only where UIDNEXT moved (state "polling").
+//     When they all fit in the budget, each gets its own connection and
+//     the shared one closes.
+//
+// The shared connection also learns the server's capabilities and its
+// mailbox list, so the plan is made, and remade, on it: when the budget
+// shrinks (a refused login) or grows back.
+
+// laneStagger spaces the first connections of an account, so that a
+// start (or a server restart) never sends every login at once.
+const laneStagger = 150 * time.Millisecond
+
+type account struct {
+	m      *Manager
+	cfg    *config.Account
+	log    *slog.Logger
+	budget *connBudget
+	wake   chan struct{} // 1-slot: a control for one of its mailboxes
+
+	mu        sync.Mutex
+	sessions  []*session // priority order
+	dedicated map[*session]*lane
+}
+
+// lane is a dedicated connection's goroutine.
+type lane struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newAccount(m *Manager, cfg *config.Account) *account {
+	a := &account{m: m, cfg: cfg, log: m.log.With("account", cfg.Name), budget: newConnBudget(cmp.Or(cfg.MaxConnections, config.DefaultMaxConnections)),
+		wake: make(chan struct{}, 1), dedicated: map[*session]*lane{}}
+	for _, mb := range cfg.Mailboxes {
+		a.sessions = append(a.sessions, newSession(m, a, mb))
+	}
+	a.sessions = byPriority(a.sessions)
+	return a
+}
+
+// byPriority puts INBOX first and keeps the config order otherwise: the
+// mailboxes people watch most get push first.
+func byPriority(ss []*session) []*session {
+	out := slices.Clone(ss)
+	slices.SortStableFunc(out, func(x, y *session) int {
+		xi, yi := strings.EqualFold(x.id.Mailbox, "INBOX"), strings.EqualFold(y.id.Mailbox, "INBOX")
+		switch {
+		case xi && !yi:
+			return -1
+		case yi && !xi:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func (a *account) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *account) list() []*session {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.sessions)
+}
+
+// run serves the account until ctx ends; in once mode until every mailbox
+// has caught up once.
+func (a *account) run(ctx context.Context) error {
+	if a.m.once {
+		return a.runOnce(ctx)
+	}
+	ss := a.list()
+	if len(ss) == 1 {
+		return ss[0].run(ctx)
+	}
+	defer a.setDedicated(ctx, nil)
+	a.runShared(ctx)
+	return nil
+}
+
+// runOnce catches up every mailbox, as many at a time as the budget allows.
+func (a *account) runOnce(ctx context.Context) error {
+	ss := a.list()
+	errs := make([]error, len(ss))
+	var wg sync.WaitGroup
+	for i, s := range ss {
+		wg.Go(func() {
+			if err := s.run(ctx); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", s.id, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// plan decides which mailboxes get a connection of their own, starts and
+// stops their lanes, and returns the rest: those the shared connection
+// serves. It is called on the shared connection's goroutine only.
+func (a *account) plan(ctx context.Context, notify bool) (shared []*session) {
+	ss := a.list()
+	limit, _, _ := a.budget.snapshot()
+	var own []*session
+	switch {
+	case notify:
+		shared = ss
+	case len(ss) <= limit:
+		own = ss
+	default:
+		n := max(limit-1, 0)
+		own, shared = ss[:n], ss[n:]
+	}
+	a.setDedicated(ctx, own)
+	return shared
+}
+
+// setDedicated makes exactly want run on connections of their own. A lane
+// that is no longer wanted is stopped and waited for before its mailbox is
+// served elsewhere, so no mailbox is ever served twice.
+func (a *account) setDedicated(ctx context.Context, want []*session) {
+	a.mu.Lock()
+	var stop []*lane
+	for s, l := range a.dedicated {
+		if !slices.Contains(want, s) {
+			stop = append(stop, l)
+			delete(a.dedicated, s)
+		}
+	}
+	a.mu.Unlock()
+	for _, l := range stop {
+		l.cancel()
+		<-l.done
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	started := 0
+	for _, s := range want {
+		if _, ok := a.dedicated[s]; ok {
+			continue
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		l := &lane{cancel: cancel, done: make(chan struct{})}
+		a.dedicated[s] = l
+		delay := time.Duration(started)*laneStagger + rand.N(laneStagger)
+		started++
+		go func() {
+			defer close(l.done)
+			defer cancel()
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+			}
+			s.run(lctx)
+		}()
+	}
+}
+
+// isDedicated reports whether s runs on a connection of its own.
+func (a *account) isDedicated(s *session) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.dedicated[s]
+	return ok
+}

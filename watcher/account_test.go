@@ -1,0 +1,172 @@
+package watcher_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"mailtap/internal/testimap"
+	"mailtap/watcher"
+)
+
+// states returns each mailbox's state by name.
+func states(m *watcher.Manager) map[string]watcher.State {
+	out := map[string]watcher.State{}
+	for _, st := range m.Status() {
+		out[st.Mailbox.Mailbox] = st.State
+	}
+	return out
+}
+
+func waitUntil(t *testing.T, h *harness, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; status %+v\nlog:\n%s", what, timeout, h.m.Status(), h.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAccount_budgetSharedPolling: five mailboxes, a budget of two, a
+// server without NOTIFY (the in-memory one). INBOX gets the one IDLE
+// connection; the other four are checked with STATUS on the shared one.
+// The server never sees more than two connections, mail in every mailbox
+// is captured once, and a mailbox deleted while running becomes a visible
+// error of its own while the others go on.
+func TestAccount_budgetSharedPolling(t *testing.T) {
+	boxes := []string{"A", "B", "INBOX", "C", "D"}
+	srv := testimap.StartMem(t, testimap.WithMailboxes("A", "B", "C", "D"))
+	for i, b := range boxes {
+		srv.Deliver(t, b, msg("before "+b, i))
+	}
+	out := t.TempDir()
+	cfg := testConfig(srv, out)
+	cfg.Accounts[0].Mailboxes = boxes
+	cfg.Accounts[0].MaxConnections = 2
+	h := start(t, cfg, nil)
+
+	want := map[string]watcher.State{"INBOX": watcher.StateIdle, "A": watcher.StatePolling, "B": watcher.StatePolling,
+		"C": watcher.StatePolling, "D": watcher.StatePolling}
+	waitUntil(t, h, "INBOX idle, the rest polling", 10*time.Second, func() bool {
+		return fmt.Sprint(states(h.m)) == fmt.Sprint(want)
+	})
+	waitRecords(t, out, len(boxes), 10*time.Second)
+
+	for i, b := range boxes {
+		srv.Deliver(t, b, msg("after "+b, 10+i))
+	}
+	recs := waitRecords(t, out, 2*len(boxes), 10*time.Second)
+	for _, b := range boxes {
+		if !subjects(recs)["after "+b] {
+			t.Errorf("%s: new mail not captured", b)
+		}
+	}
+
+	srv.DeleteMailbox(t, "C")
+	waitUntil(t, h, "the deleted mailbox in error", 10*time.Second, func() bool {
+		for _, st := range h.m.Status() {
+			if st.Mailbox.Mailbox == "C" {
+				return st.State == watcher.StateError && strings.Contains(st.Err, "no mailbox")
+			}
+		}
+		return false
+	})
+	srv.Deliver(t, "D", msg("after C went", 30))
+	waitUntil(t, h, "the others go on", 10*time.Second, func() bool {
+		return subjects(records(t, out))["after C went"]
+	})
+	srv.CreateMailbox(t, "C")
+	srv.Deliver(t, "C", msg("C is back", 31))
+	waitUntil(t, h, "the recreated mailbox captured", 10*time.Second, func() bool {
+		return subjects(records(t, out))["C is back"] && states(h.m)["C"] == watcher.StatePolling
+	})
+	if _, peak := srv.Conns(); peak > 2 {
+		t.Errorf("the server saw %d connections at once; the budget is 2", peak)
+	}
+	if n := len(records(t, out)); n != 2*len(boxes)+2 {
+		t.Errorf("%d records, want %d (each message once)", n, 2*len(boxes)+2)
+	}
+
+	// Pause and resume work per mailbox on the shared connection too.
+	if err := h.m.Pause("acct/A"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, h, "A paused", 10*time.Second, func() bool { return states(h.m)["A"] == watcher.StatePaused })
+	srv.Deliver(t, "A", msg("while A paused", 40))
+	time.Sleep(3 * cfg.Watch.PollInterval.Duration)
+	if subjects(records(t, out))["while A paused"] {
+		t.Fatal("a paused mailbox was captured")
+	}
+	h.m.Resume("acct/A")
+	waitUntil(t, h, "A caught up after resume", 10*time.Second, func() bool {
+		return subjects(records(t, out))["while A paused"]
+	})
+}
+
+// TestAccount_allFitInTheBudget: with as many mailboxes as the budget,
+// each gets a connection of its own (IDLE) and the shared one closes.
+func TestAccount_allFitInTheBudget(t *testing.T) {
+	srv := testimap.StartMem(t, testimap.WithMailboxes("A", "B"))
+	out := t.TempDir()
+	cfg := testConfig(srv, out)
+	cfg.Accounts[0].Mailboxes = []string{"INBOX", "A", "B"}
+	cfg.Accounts[0].MaxConnections = 3
+	h := start(t, cfg, nil)
+	waitUntil(t, h, "every mailbox idle", 10*time.Second, func() bool {
+		for _, st := range states(h.m) {
+			if st != watcher.StateIdle {
+				return false
+			}
+		}
+		return true
+	})
+	waitUntil(t, h, "three connections, one each", 10*time.Second, func() bool {
+		now, _ := srv.Conns()
+		return now == 3
+	})
+	if _, peak := srv.Conns(); peak > 3 {
+		t.Errorf("peak %d connections, budget 3", peak)
+	}
+}
+
+// TestDovecot_notifyWatchesEveryMailboxOnOneConnection: Dovecot has
+// NOTIFY, so five mailboxes are watched on one connection, and new mail in
+// any of them is pushed (idle_refresh is a minute here: a capture within
+// seconds is a push, not a refresh).
+func TestDovecot_notifyWatchesEveryMailboxOnOneConnection(t *testing.T) {
+	boxes := []string{"INBOX", "Lists/golang", "Box2", "Entwürfe", "Box4"}
+	dc := testimap.StartDovecot(t, testimap.DovecotOptions{Mailboxes: boxes[1:]})
+	out := t.TempDir()
+	cfg := testConfig(dc, out)
+	cfg.Accounts[0].Mailboxes = boxes
+	h := start(t, cfg, nil)
+	waitUntil(t, h, "every mailbox in notify", 15*time.Second, func() bool {
+		for _, st := range states(h.m) {
+			if st != watcher.StateNotify {
+				return false
+			}
+		}
+		return true
+	})
+	for round := range 2 {
+		for i, b := range boxes {
+			subj := fmt.Sprintf("round %d %s", round, b)
+			dc.Deliver(t, b, msg(subj, 10*round+i))
+			waitUntil(t, h, "pushed: "+subj, 10*time.Second, func() bool { return subjects(records(t, out))[subj] })
+		}
+	}
+	if n := len(records(t, out)); n != 2*len(boxes) {
+		t.Errorf("%d records, want %d", n, 2*len(boxes))
+	}
+	logs, err := os.ReadFile(dc.LogFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(logs), "imap-login: Info: Login:"); n != 1 {
+		t.Errorf("%d logins for 5 mailboxes with NOTIFY, want 1", n)
+	}
+}

@@ -1,0 +1,568 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// The shared connection of an account: it serves every mailbox that has
+// no connection of its own, one at a time. For each it asks STATUS
+// (UIDVALIDITY UIDNEXT) and EXAMINEs and catches up only where the answer
+// differs from the checkpoint; then it waits, in IDLE with NOTIFY set
+// where the server has it, else for poll_interval.
+
+type sharedLane struct {
+	a       *account
+	contact atomic.Int64
+	cur     atomic.Pointer[session] // the selected mailbox, for EXISTS/EXPUNGE
+	dirty   chan struct{}           // 1-slot: something was announced
+
+	mu      sync.Mutex
+	pending map[string]bool // mailboxes announced since the last round
+	all     bool            // an announcement named no mailbox we could read
+
+	// The lane's goroutine only:
+	served []*session
+	delims map[string]rune // LIST: server name → delimiter
+	names  []string        // LIST: every selectable name, for suggestions
+	notify  bool
+	planned int // the budget limit the plan was made for
+}
+
+// mark records an announcement for mailbox ("" = unknown: check all).
+// It runs on imapclient's reader goroutine: it only signals.
+func (l *sharedLane) mark(mailbox string) {
+	l.mu.Lock()
+	if mailbox == "" {
+		l.all = true
+	} else {
+		l.pending[mailbox] = true
+	}
+	l.mu.Unlock()
+	select {
+	case l.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what was announced and clears it.
+func (l *sharedLane) take() (pending map[string]bool, all bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pending, all = l.pending, l.all
+	l.pending, l.all = map[string]bool{}, false
+	return pending, all
+}
+
+func (l *sharedLane) beatAll() {
+	for _, s := range l.served {
+		s.beat()
+	}
+}
+
+// setAll sets the state of every served mailbox that is not paused.
+func (l *sharedLane) setAll(state State, err error, next time.Time) {
+	for _, s := range l.served {
+		if s.isPaused() && state != StateStopped {
+			s.setState(StatePaused, nil, time.Time{})
+			continue
+		}
+		s.setState(state, err, next)
+	}
+}
+
+func (a *account) runShared(ctx context.Context) {
+	l := &sharedLane{a: a, dirty: make(chan struct{}, 1), pending: map[string]bool{}}
+	l.served = a.list() // until the first plan, every mailbox waits on it
+	w := &a.m.cfg.Watch
+	net := newBackoff(time.Second, w.MaxBackoff.Duration)
+	auth := newBackoff(authRetryMin, authRetryMax)
+	busy := newBackoff(busyRetryMin, busyRetryMax)
+	defer func() {
+		for _, s := range l.served {
+			s.contactVia.Store(nil)
+		}
+	}()
+	for {
+		if ctx.Err() != nil {
+			l.setAll(StateStopped, nil, time.Time{})
+			return
+		}
+		err := l.serve(ctx, func() { net.reset(); auth.reset(); busy.reset() })
+		if ctx.Err() != nil {
+			l.setAll(StateStopped, nil, time.Time{})
+			return
+		}
+		var state State
+		var delay time.Duration
+		var se localError
+		switch {
+		case errors.Is(err, errNothingToServe):
+			l.waitLimitChange(ctx)
+			continue
+		case errors.Is(err, errPauseRequested), errors.Is(err, errMailboxReplaced):
+			continue
+		case errors.Is(err, errReconnectRequested):
+			net.reset()
+			for _, s := range l.served {
+				a.m.metrics.reconnect(s.id)
+			}
+			l.setAll(StateReconnecting, nil, time.Now())
+			continue
+		case errors.Is(err, ErrServerBusy):
+			a.budget.refused(a.m.clock.Now())
+			state, delay = StateReconnecting, busy.next()
+		case errors.Is(err, ErrAuth), errors.Is(err, errSecretSource):
+			for _, s := range l.served {
+				a.m.metrics.authFailure(s.id)
+			}
+			state, delay = StateAuthFailed, auth.next()
+		case errors.As(err, &se):
+			state, delay = StateError, net.next()
+		default:
+			state, delay = StateReconnecting, net.next()
+		}
+		for _, s := range l.served {
+			s.mu.Lock()
+			s.status.Errors++
+			s.mu.Unlock()
+		}
+		l.setAll(state, err, a.m.clock.Now().Add(delay))
+		if !l.sleep(ctx, delay) {
+			net.reset()
+			auth.reset()
+			l.setAll(StateReconnecting, nil, a.m.clock.Now())
+			continue
+		}
+		for _, s := range l.served {
+			a.m.metrics.reconnect(s.id)
+		}
+	}
+}
+
+// sleep waits d; false if a Reconnect of a served mailbox cut it short.
+func (l *sharedLane) sleep(ctx context.Context, d time.Duration) bool {
+	t := l.a.m.clock.NewTimer(d)
+	defer t.Stop()
+	hb := time.NewTicker(heartbeatEvery)
+	defer hb.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true
+		case <-t.C():
+			l.beatAll()
+			return true
+		case <-hb.C:
+			l.beatAll()
+		case <-l.a.wake:
+			l.beatAll()
+			if l.takeReconnect() {
+				return false
+			}
+			l.setAll(StateReconnecting, nil, time.Now().Add(d))
+		}
+	}
+}
+
+// takeReconnect consumes the Reconnect requests of served mailboxes.
+func (l *sharedLane) takeReconnect() bool {
+	asked := false
+	for _, s := range l.served {
+		s.mu.Lock()
+		if s.reconnect {
+			s.reconnect, asked = false, true
+		}
+		s.mu.Unlock()
+	}
+	return asked
+}
+
+// sharedConn is the live shared connection.
+type sharedConn struct {
+	c   *imapclient.Client
+	dc  *deadlineConn
+	tap *tapConn
+}
+
+// serve runs one shared connection: plan, NOTIFY, then rounds of checks
+// and waits until something ends it.
+func (l *sharedLane) serve(ctx context.Context, ok func()) error {
+	a := l.a
+	w := &a.m.cfg.Watch
+	for _, s := range l.served {
+		s.contactVia.Store(&l.contact)
+	}
+	l.setAll(StateConnecting, nil, time.Time{})
+	release, err := a.budget.acquire(ctx, l.beatAll)
+	if err != nil {
+		return err
+	}
+	defer release()
+	secret, err := a.cfg.Secret(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errSecretSource, err)
+	}
+	opts := &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if s := l.cur.Load(); s != nil && d.NumMessages != nil {
+				s.exists.Store(int64(*d.NumMessages))
+				l.mark(s.id.Mailbox)
+			}
+		},
+		Expunge: func(uint32) {
+			if s := l.cur.Load(); s != nil && s.exists.Add(-1) == 0 {
+				l.mark(s.id.Mailbox)
+			}
+		},
+	}}
+	l.beatAll()
+	c, dc, tap, err := dialTapped(ctx, a.cfg, w, opts, &l.contact, l.mark)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer func() {
+		stop()
+		l.cur.Store(nil)
+		select {
+		case <-c.Closed():
+		default:
+			sayGoodbye(c, dc)
+		}
+		c.Close()
+	}()
+	if err := login(c, a.cfg, secret); err != nil {
+		return err
+	}
+	l.beatAll()
+	cx := &sharedConn{c: c, dc: dc, tap: tap}
+	if err := l.list(cx); err != nil {
+		return err
+	}
+	notify := w.IDLE && w.Notify && c.Caps().Has(imap.Cap("NOTIFY"))
+	if notify {
+		var names []string
+		for _, s := range a.list() {
+			if name, found := l.serverName(s.id.Mailbox); found {
+				names = append(names, name)
+			}
+		}
+		dc.expect(w.ResponseTimeout.Duration)
+		if err := sendNotify(c, tap, names); err != nil {
+			if isClosed(c) {
+				return err
+			}
+			a.log.Info("the server advertises NOTIFY but refused it; watching with IDLE and STATUS polling instead", "err", err)
+			notify = false
+		}
+	}
+	l.notify = notify
+	if l.replan(ctx) {
+		return errNothingToServe
+	}
+	first := true
+	for {
+		pending, all := l.take()
+		for _, s := range l.served {
+			if !all && !pending[s.id.Mailbox] && !l.pendingName(pending, s.id.Mailbox) {
+				continue
+			}
+			if err := l.check(ctx, cx, s); err != nil {
+				return err
+			}
+		}
+		if first {
+			ok()
+			first = false
+		}
+		reason, err := l.wait(ctx, cx)
+		if err != nil {
+			return err
+		}
+		if reason == "replan" && l.replan(ctx) {
+			return errNothingToServe
+		}
+		if reason == "refresh" {
+			dc.expect(w.ResponseTimeout.Duration)
+			if err := c.Noop().Wait(); err != nil {
+				return fmt.Errorf("noop: %w", err)
+			}
+			if err := l.list(cx); err != nil {
+				return err
+			}
+			l.mark("")
+		}
+	}
+}
+
+// replan makes the plan again (the budget changed) and marks every served
+// mailbox for a check; it reports whether the shared connection serves
+// nothing now.
+func (l *sharedLane) replan(ctx context.Context) (idle bool) {
+	prev := l.served
+	l.planned, _, _ = l.a.budget.snapshot()
+	l.served = l.a.plan(ctx, l.notify)
+	for _, s := range prev {
+		if !slices.Contains(l.served, s) {
+			s.contactVia.Store(nil)
+		}
+	}
+	for _, s := range l.served {
+		s.contactVia.Store(&l.contact)
+	}
+	l.mark("")
+	return len(l.served) == 0
+}
+
+// pendingName matches an announced name to a configured one as the
+// server compares them (INBOX in any case).
+func (l *sharedLane) pendingName(pending map[string]bool, mailbox string) bool {
+	for n := range pending {
+		if sameMailbox(n, mailbox) {
+			return true
+		}
+	}
+	return false
+}
+
+// errNothingToServe: every mailbox has a connection of its own, so the
+// shared one is closed until the budget limit changes.
+var errNothingToServe = errors.New("nothing to serve on the shared connection")
+
+// waitLimitChange holds no connection and returns when the budget's limit
+// differs from the one planned for (or ctx ends).
+func (l *sharedLane) waitLimitChange(ctx context.Context) {
+	for {
+		limit, _, changed := l.a.budget.snapshot()
+		if limit != l.planned {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+// list reads the account's mailboxes: LIST "" "*".
+func (l *sharedLane) list(cx *sharedConn) error {
+	cx.dc.expect(l.a.m.cfg.Watch.ResponseTimeout.Duration)
+	items, err := cx.c.List("", "*", nil).Collect()
+	if err != nil {
+		return fmt.Errorf("list mailboxes: %w", err)
+	}
+	l.delims = map[string]rune{}
+	l.names = l.names[:0]
+	for _, it := range items {
+		if slices.Contains(it.Attrs, imap.MailboxAttrNoSelect) || slices.Contains(it.Attrs, imap.MailboxAttrNonExistent) {
+			continue
+		}
+		l.delims[it.Mailbox] = it.Delim
+		l.names = append(l.names, it.Mailbox)
+	}
+	return nil
+}
+
+// serverName finds a configured mailbox in the LIST result.
+func (l *sharedLane) serverName(mailbox string) (string, bool) {
+	if _, ok := l.delims[mailbox]; ok {
+		return mailbox, true
+	}
+	for n := range l.delims {
+		if sameMailbox(n, mailbox) {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// check brings one mailbox up to date on the shared connection. Errors of
+// that mailbox alone (not found, disk) become its state; an error of the
+// connection is returned.
+func (l *sharedLane) check(ctx context.Context, cx *sharedConn, s *session) error {
+	w := &l.a.m.cfg.Watch
+	mode := StatePolling
+	if l.notify {
+		mode = StateNotify
+	}
+	s.beat()
+	if s.isPaused() {
+		s.setState(StatePaused, nil, time.Time{})
+		return nil
+	}
+	if err := s.takeRequest(); err != nil {
+		return err
+	}
+	if _, found := l.serverName(s.id.Mailbox); !found {
+		s.setState(StateError, mailboxNotFound(s.id.Mailbox, closeMatches(s.id.Mailbox, l.names), nil), time.Time{})
+		return nil
+	}
+	st, known := l.a.m.store.State(s.id.Account, s.id.Mailbox)
+	cx.dc.expect(w.ResponseTimeout.Duration)
+	cx.tap.setAsking(s.id.Mailbox)
+	data, err := cx.c.Status(s.id.Mailbox, &imap.StatusOptions{UIDValidity: true, UIDNext: true}).Wait()
+	cx.tap.setAsking("")
+	if err != nil {
+		if isClosed(cx.c) {
+			return fmt.Errorf("status %q: %w (%w)", s.id.Mailbox, err, errConnectionLost)
+		}
+		if isNo(err) {
+			s.setState(StateError, mailboxNotFound(s.id.Mailbox, closeMatches(s.id.Mailbox, l.names), err), time.Time{})
+			return nil
+		}
+		return fmt.Errorf("status %q: %w", s.id.Mailbox, err)
+	}
+	next := uint32(data.UIDNext)
+	current := known && data.UIDValidity == st.UIDValidity && next != 0 && next > st.LastUID &&
+		(next-1 == st.LastUID || next == s.explainedShared)
+	if current {
+		s.setState(mode, nil, time.Time{})
+		return nil
+	}
+	l.cur.Store(s)
+	cx.dc.expect(w.ResponseTimeout.Duration)
+	sel, err := cx.c.Select(s.id.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		if isClosed(cx.c) {
+			return fmt.Errorf("examine %q: %w (%w)", s.id.Mailbox, err, errConnectionLost)
+		}
+		cn := &conn{c: cx.c, dc: cx.dc}
+		return l.mailboxError(cx, s, s.examineError(cn, err))
+	}
+	delim, _ := l.serverName(s.id.Mailbox)
+	cn := &conn{c: cx.c, dc: cx.dc, uv: sel.UIDValidity, delim: l.delims[delim], uidNext: uint32(sel.UIDNext), nextFresh: true}
+	s.exists.Store(int64(sel.NumMessages))
+	s.setState(StateSyncing, nil, time.Time{})
+	if err := s.initCheckpoint(ctx, cn, sel); err != nil {
+		return l.mailboxError(cx, s, err)
+	}
+	if _, err := s.catchUp(ctx, cn); err != nil {
+		return l.mailboxError(cx, s, err)
+	}
+	if now, _ := l.a.m.store.State(s.id.Account, s.id.Mailbox); cn.uidNext > 0 && now.LastUID < cn.uidNext-1 {
+		// The gap above the checkpoint is expunged mail (catchUp's cross-
+		// check said so): no need to EXAMINE again until UIDNEXT moves.
+		s.explainedShared = cn.uidNext
+	}
+	s.setState(mode, nil, time.Time{})
+	return nil
+}
+
+// mailboxError keeps an error of one mailbox from ending the connection
+// that serves the others, unless the connection itself is gone.
+func (l *sharedLane) mailboxError(cx *sharedConn, s *session, err error) error {
+	if isClosed(cx.c) || ctxDone(err) {
+		return err
+	}
+	var se localError
+	switch {
+	case errors.Is(err, errMailboxReplaced):
+		l.mark(s.id.Mailbox) // EXAMINE again next round
+		return nil
+	case errors.Is(err, ErrMailboxNotFound), errors.As(err, &se):
+		s.mu.Lock()
+		s.status.Errors++
+		s.mu.Unlock()
+		s.setState(StateError, err, time.Time{})
+		return nil
+	}
+	return err
+}
+
+func ctxDone(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// wait waits for the next reason to check: an announcement (NOTIFY, or
+// EXISTS of the selected mailbox), the refresh or poll timer, a control,
+// or a budget change (which ends the connection to plan again).
+func (l *sharedLane) wait(ctx context.Context, cx *sharedConn) (string, error) {
+	w := &l.a.m.cfg.Watch
+	timeout := w.ResponseTimeout.Duration
+	refresh := w.PollInterval.Duration
+	if l.notify {
+		refresh = w.IdleRefresh.Duration
+	}
+	var idle *imapclient.IdleCommand
+	if l.notify {
+		cx.dc.expect(timeout)
+		var err error
+		if idle, err = cx.c.Idle(); err != nil {
+			return "", fmt.Errorf("idle: %w", err)
+		}
+	}
+	cx.dc.expect(refresh + timeout)
+	reason, err := l.waitFor(ctx, cx, refresh)
+	if idle != nil {
+		cx.dc.expect(timeout)
+		cerr := idle.Close()
+		if cerr == nil {
+			cerr = idle.Wait()
+		}
+		if err == nil && cerr != nil {
+			err = fmt.Errorf("leave idle: %w (%w)", cerr, errConnectionLost)
+		}
+	}
+	return reason, err
+}
+
+func (l *sharedLane) waitFor(ctx context.Context, cx *sharedConn, refresh time.Duration) (string, error) {
+	t := time.NewTimer(refresh)
+	defer t.Stop()
+	hb := time.NewTicker(heartbeatEvery)
+	defer hb.Stop()
+	_, _, changed := l.a.budget.snapshot()
+	var regrow <-chan time.Time
+	if at := l.a.budget.nextRegrow(); !at.IsZero() && !l.notify {
+		rt := time.NewTimer(time.Until(at))
+		defer rt.Stop()
+		regrow = rt.C
+	}
+	l.beatAll()
+	for {
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-cx.c.Closed():
+			return "", errConnectionLost
+		case <-l.dirty:
+			return "mail", nil
+		case <-t.C:
+			if l.notify {
+				return "refresh", nil
+			}
+			l.mark("") // a poll: ask about every mailbox
+			return "refresh", nil
+		case <-changed:
+			if limit, _, ch := l.a.budget.snapshot(); limit != l.planned {
+				return "replan", nil
+			} else {
+				changed = ch // only the count in use moved
+			}
+		case <-regrow:
+			if l.a.budget.regrow(time.Now()) {
+				return "replan", nil
+			}
+			regrow = nil
+		case <-l.a.wake:
+			if l.takeReconnect() {
+				return "", errReconnectRequested
+			}
+			// Pause or resume: the next round applies it.
+			l.mark("")
+			return "control", nil
+		case <-hb.C:
+			l.beatAll()
+		}
+	}
+}
