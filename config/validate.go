@@ -146,7 +146,8 @@ func (v *validator) account(p string, a *Account) {
 	if _, _, err := parseBackfill(a.Backfill); err != nil {
 		v.add(p+".backfill", "%v", err)
 	}
-	if a.MaxConnections < 1 || a.MaxConnections > MaxConnectionsLimit {
+	// 0 is the default (an account built in code rather than loaded).
+	if a.MaxConnections < 0 || a.MaxConnections > MaxConnectionsLimit {
 		v.add(p+".max_connections", "must be between 1 and %d (got %d)", MaxConnectionsLimit, a.MaxConnections)
 	}
 }

@@ -30,9 +30,9 @@ type sharedLane struct {
 	all     bool            // an announcement named no mailbox we could read
 
 	// The lane's goroutine only:
-	served []*session
-	delims map[string]rune // LIST: server name → delimiter
-	names  []string        // LIST: every selectable name, for suggestions
+	served  []*session
+	delims  map[string]rune // LIST: server name → delimiter
+	names   []string        // LIST: every selectable name, for suggestions
 	notify  bool
 	planned int // the budget limit the plan was made for
 }
