@@ -56,12 +56,19 @@ type Account struct {
 	PasswordFile    string   `json:"password_file,omitempty"`
 	PasswordCommand []string `json:"password_command,omitempty"`
 
-	Auth          string   `json:"auth"` // plain | login | xoauth2 | oauthbearer
-	Mailboxes     []string `json:"mailboxes"`
-	Backfill      string   `json:"backfill"` // none | unseen | all | since:YYYY-MM-DD
-	AllowInsecure bool     `json:"allow_insecure,omitempty"`
-	TLSSkipVerify bool     `json:"tls_skip_verify,omitempty"`
-	CAFile        string   `json:"ca_file,omitempty"`
+	Auth string `json:"auth"` // plain | login | xoauth2 | oauthbearer
+
+	// Mailboxes says what to watch: literal names, LIST patterns with * and
+	// %, and special-use names such as \Sent (see EntryKindOf).
+	// Omitted, it is ["INBOX"]. Exclude takes the same entries; a mailbox
+	// it matches is never watched, whatever Mailboxes says.
+	Mailboxes []string `json:"mailboxes"`
+	Exclude   []string `json:"exclude,omitempty"`
+
+	Backfill      string `json:"backfill"` // none | unseen | all | since:YYYY-MM-DD
+	AllowInsecure bool   `json:"allow_insecure,omitempty"`
+	TLSSkipVerify bool   `json:"tls_skip_verify,omitempty"`
+	CAFile        string `json:"ca_file,omitempty"`
 }
 
 // Output says where and how records are written.
