@@ -171,15 +171,19 @@ func specialUseHint(entry string) string {
 	if strings.EqualFold(entry, `\INBOX`) {
 		return fmt.Sprintf("%q is not a special-use name; write \"INBOX\" without the backslash", entry)
 	}
-	best, bestD := specialUseAliases[strings.ToLower(entry)], 4
-	for _, n := range SpecialUseNames {
-		if d := editDistance(strings.ToLower(entry), strings.ToLower(n)); d < bestD && best == "" {
-			best, bestD = n, d
+	// A typo is at most two edits, and fewer than half the entry.
+	best := specialUseAliases[strings.ToLower(entry)]
+	if best == "" {
+		bestD := 3
+		for _, n := range SpecialUseNames {
+			if d := editDistance(strings.ToLower(entry), strings.ToLower(n)); d < bestD && 2*d < len(entry) {
+				best, bestD = n, d
+			}
 		}
 	}
-	msg := fmt.Sprintf("%q is not a special-use name (RFC 6154)", entry)
-	if best != "" {
-		msg += fmt.Sprintf("; did you mean %q?", best)
+	known := strings.Join(SpecialUseNames, ", ")
+	if best == "" {
+		return fmt.Sprintf("%q is not a special-use name (RFC 6154: %s)", entry, known)
 	}
-	return msg + " Known: " + strings.Join(SpecialUseNames, ", ")
+	return fmt.Sprintf("%q is not a special-use name (RFC 6154: %s); did you mean %q?", entry, known, best)
 }

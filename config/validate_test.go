@@ -84,8 +84,9 @@ func TestValidate_errors(t *testing.T) {
 		{"special-use duplicate any case", func(c *Config) { c.Accounts[0].Mailboxes = []string{`\Sent`, `\sent`} }, "accounts[0].mailboxes[1]", `"\\sent" is already listed as mailboxes[0]`},
 		{"exclude duplicate", func(c *Config) { c.Accounts[0].Exclude = []string{"Spam", "Trash", "Spam"} }, "accounts[0].exclude[2]", `"Spam" is already listed as exclude[0]`},
 		{"special-use unknown", func(c *Config) { c.Accounts[0].Mailboxes = []string{"INBOX", `\Snet`} }, "accounts[0].mailboxes[1]",
-			`"\\Snet" is not a special-use name (RFC 6154); did you mean "\\Sent"? Known: \All, \Archive, \Drafts, \Flagged, \Important, \Junk, \Sent, \Trash`},
-		{"special-use far off", func(c *Config) { c.Accounts[0].Mailboxes = []string{`\Noselect`} }, "accounts[0].mailboxes[0]", `"\\Noselect" is not a special-use name (RFC 6154) Known: \All`},
+			`"\\Snet" is not a special-use name (RFC 6154: \All, \Archive, \Drafts, \Flagged, \Important, \Junk, \Sent, \Trash); did you mean "\\Sent"?`},
+		{"special-use far off", func(c *Config) { c.Accounts[0].Mailboxes = []string{`\Noselect`} }, "accounts[0].mailboxes[0]", `"\\Noselect" is not a special-use name (RFC 6154: \All, \Archive`},
+		{"special-use too short to guess", func(c *Config) { c.Accounts[0].Exclude = []string{`\x`} }, "accounts[0].exclude[0]", `\Sent, \Trash)`},
 		{"special-use unknown in exclude", func(c *Config) { c.Accounts[0].Exclude = []string{`\Spam`} }, "accounts[0].exclude[0]", `did you mean "\\Junk"?`},
 		{"backslash inbox", func(c *Config) { c.Accounts[0].Mailboxes = []string{`\Inbox`} }, "accounts[0].mailboxes[0]", `"\\Inbox" is not a special-use name; write "INBOX" without the backslash`},
 		{"literal excluded by literal", func(c *Config) {
