@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -112,6 +113,19 @@ func TestEntryKindOf(t *testing.T) {
 	for entry, want := range map[string]string{`\sent`: `\Sent`, `\ALL`: `\All`, `\Important`: `\Important`, `\Inbox`: "", "Sent": ""} {
 		if got, ok := SpecialUse(entry); got != want || ok != (want != "") {
 			t.Errorf("SpecialUse(%q) = %q, %v; want %q", entry, got, ok, want)
+		}
+	}
+}
+
+func TestSpecialUseHint(t *testing.T) {
+	for entry, want := range map[string]string{
+		`\Snet`: `\Sent`, `\draft`: `\Drafts`, `\TRASH2`: `\Trash`, `\Spam`: `\Junk`, `\starred`: `\Flagged`,
+		`\x`: "", `\Noselect`: "", `\HasChildren`: "",
+	} {
+		msg := specialUseHint(entry)
+		_, guess, _ := strings.Cut(msg, "did you mean ")
+		if want == "" && guess != "" || want != "" && guess != strconv.Quote(want)+"?" {
+			t.Errorf("specialUseHint(%q) = %s; want a guess of %q", entry, msg, want)
 		}
 	}
 }
