@@ -84,8 +84,14 @@ func SpecialUse(entry string) (name string, ok bool) {
 // whole name and as the first level of a name ("inbox.*" matches
 // "INBOX.Lists"); every other name is case-sensitive.
 func MatchMailbox(pattern, name string, delim rune) bool {
-	p := []rune(foldInbox(pattern, delim, true))
-	n := []rune(foldInbox(name, delim, false))
+	pattern, name = foldInbox(pattern, delim, true), foldInbox(name, delim, false)
+	switch {
+	case pattern == "*":
+		return true
+	case !strings.ContainsAny(pattern, "*%"):
+		return pattern == name // a literal: the common case, without the table
+	}
+	p, n := []rune(pattern), []rune(name)
 	// at[j] says whether the pattern read so far matches n[:j]: one pass
 	// per pattern character, so the cost is len(p)·len(n) at worst and
 	// never exponential, whatever the wildcards.
