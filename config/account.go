@@ -84,13 +84,20 @@ func (a Account) redacted() Account {
 		a.PasswordCommand = cmd
 	}
 	a.Mailboxes = append([]string(nil), a.Mailboxes...)
+	if a.Exclude != nil {
+		a.Exclude = append([]string(nil), a.Exclude...)
+	}
 	return a
 }
 
 // String is a one-line summary without secrets, for logs and %v.
 func (a Account) String() string {
-	return fmt.Sprintf("%s: %s@%s tls=%s auth=%s %s mailboxes=%q backfill=%s",
-		a.Name, a.Username, a.Address(), a.TLS, a.Auth, a.PasswordSource(), a.Mailboxes, a.Backfill)
+	exclude := ""
+	if len(a.Exclude) > 0 {
+		exclude = fmt.Sprintf(" exclude=%q", a.Exclude)
+	}
+	return fmt.Sprintf("%s: %s@%s tls=%s auth=%s %s mailboxes=%q%s backfill=%s",
+		a.Name, a.Username, a.Address(), a.TLS, a.Auth, a.PasswordSource(), a.Mailboxes, exclude, a.Backfill)
 }
 
 // GoString keeps %#v from printing the password.
@@ -111,6 +118,9 @@ func (a Account) LogValue() slog.Value {
 		slog.String("mailboxes", strings.Join(a.Mailboxes, ",")),
 		slog.String("backfill", a.Backfill),
 		slog.Int("max_connections", a.MaxConnections),
+	}
+	if len(a.Exclude) > 0 {
+		attrs = append(attrs, slog.String("exclude", strings.Join(a.Exclude, ",")))
 	}
 	if a.AllowInsecure {
 		attrs = append(attrs, slog.Bool("allow_insecure", true))

@@ -56,9 +56,16 @@ type Account struct {
 	PasswordFile    string   `json:"password_file,omitempty"`
 	PasswordCommand []string `json:"password_command,omitempty"`
 
-	Auth      string   `json:"auth"` // plain | login | xoauth2 | oauthbearer
+	Auth string `json:"auth"` // plain | login | xoauth2 | oauthbearer
+
+	// Mailboxes says what to watch: literal names, LIST patterns with * and
+	// %, and special-use names such as \Sent (see EntryKindOf).
+	// Omitted, it is ["INBOX"]. Exclude takes the same entries; a mailbox
+	// it matches is never watched, whatever Mailboxes says.
 	Mailboxes []string `json:"mailboxes"`
-	Backfill  string   `json:"backfill"` // none | unseen | all | since:YYYY-MM-DD
+	Exclude   []string `json:"exclude,omitempty"`
+
+	Backfill string `json:"backfill"` // none | unseen | all | since:YYYY-MM-DD
 	// MaxConnections caps the account's IMAP connections (default
 	// DefaultMaxConnections); 0 in a file means the default.
 	MaxConnections int    `json:"max_connections,omitempty"`

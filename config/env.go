@@ -46,12 +46,11 @@ var accountVars = []envVar{
 	{"MAILTAP_PASSWORD_FILE", "accounts[0].password_file", func(c *Config, v string) error { c.Accounts[0].PasswordFile = v; return nil }},
 	{"MAILTAP_AUTH", "accounts[0].auth", func(c *Config, v string) error { c.Accounts[0].Auth = v; return nil }},
 	{"MAILTAP_MAILBOXES", "accounts[0].mailboxes", func(c *Config, v string) error {
-		// Comma-separated; mailbox names containing a comma need a file.
-		var boxes []string
-		for m := range strings.SplitSeq(v, ",") {
-			boxes = append(boxes, strings.TrimSpace(m))
-		}
-		c.Accounts[0].Mailboxes = boxes
+		c.Accounts[0].Mailboxes = splitList(v)
+		return nil
+	}},
+	{"MAILTAP_EXCLUDE", "accounts[0].exclude", func(c *Config, v string) error {
+		c.Accounts[0].Exclude = splitList(v)
 		return nil
 	}},
 	{"MAILTAP_BACKFILL", "accounts[0].backfill", func(c *Config, v string) error { c.Accounts[0].Backfill = v; return nil }},
@@ -82,6 +81,16 @@ var globalVars = []envVar{
 		return nil
 	}},
 	sshVars[0], sshVars[1],
+}
+
+// splitList splits a comma-separated list of mailboxes or patterns;
+// mailbox names containing a comma need a file.
+func splitList(v string) []string {
+	var list []string
+	for m := range strings.SplitSeq(v, ",") {
+		list = append(list, strings.TrimSpace(m))
+	}
+	return list
 }
 
 func parseBool(v string, dst *bool) error {
@@ -122,7 +131,7 @@ func (c *Config) apply(vars []envVar, getenv func(string) string) ([]envVar, err
 //
 //	MAILTAP_HOST, MAILTAP_PORT, MAILTAP_TLS, MAILTAP_USERNAME, MAILTAP_AUTH
 //	MAILTAP_PASSWORD or MAILTAP_PASSWORD_FILE
-//	MAILTAP_MAILBOXES (comma-separated), MAILTAP_BACKFILL, MAILTAP_MAX_CONNECTIONS
+//	MAILTAP_MAILBOXES, MAILTAP_EXCLUDE (comma-separated), MAILTAP_BACKFILL, MAILTAP_MAX_CONNECTIONS
 //	MAILTAP_ACCOUNT (the account name, default "default")
 //	MAILTAP_ALLOW_INSECURE, MAILTAP_TLS_SKIP_VERIFY, MAILTAP_CA_FILE
 //	MAILTAP_OUT (output.dir), MAILTAP_HTTP (http.addr), MAILTAP_HTTP_TOKEN

@@ -340,3 +340,29 @@ func TestResolve_warnings(t *testing.T) {
 		}
 	}
 }
+
+func TestFromEnv_exclude(t *testing.T) {
+	c, ok, err := FromEnv(env(map[string]string{
+		"MAILTAP_HOST": "h", "MAILTAP_USERNAME": "u", "MAILTAP_PASSWORD": "p",
+		"MAILTAP_MAILBOXES": `INBOX,Lists/*,\Sent`, "MAILTAP_EXCLUDE": " Lists/old/* ,\\Junk",
+	}))
+	if err != nil || !ok {
+		t.Fatalf("FromEnv: %v, %v", ok, err)
+	}
+	a := c.Accounts[0]
+	if !slices.Equal(a.Mailboxes, []string{"INBOX", "Lists/*", `\Sent`}) || !slices.Equal(a.Exclude, []string{"Lists/old/*", `\Junk`}) {
+		t.Errorf("mailboxes = %q, exclude = %q", a.Mailboxes, a.Exclude)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A mistake in one entry names the variable it came from.
+	c, _, _ = FromEnv(env(map[string]string{
+		"MAILTAP_HOST": "h", "MAILTAP_USERNAME": "u", "MAILTAP_PASSWORD": "p", "MAILTAP_EXCLUDE": `Spam,\Spma`,
+	}))
+	err = c.Validate()
+	if err == nil || !strings.HasPrefix(err.Error(), `environment: accounts[0].exclude[1] (from MAILTAP_EXCLUDE): "\\Spma" is not a special-use name`) {
+		t.Errorf("err = %v", err)
+	}
+}

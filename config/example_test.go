@@ -92,8 +92,8 @@ func ExampleLoad() {
 	}
 	// Output:
 	// personal: me@example.com@imap.example.com:993 tls=implicit auth=plain password_env MAILTAP_PASSWORD mailboxes=["INBOX"] backfill=none
-	// gmail: me@gmail.com@imap.gmail.com:993 tls=implicit auth=xoauth2 password_command "oama" (+2 args) mailboxes=["INBOX" "[Gmail]/Sent Mail"] backfill=since:2025-01-01
-	// work: jdoe@mail.example.org:143 tls=starttls auth=login password_file "/run/secrets/work_imap_password" mailboxes=["INBOX" "Support/Tickets"] backfill=unseen
+	// gmail: me@gmail.com@imap.gmail.com:993 tls=implicit auth=xoauth2 password_command "oama" (+2 args) mailboxes=["INBOX" "\\Sent"] backfill=since:2025-01-01
+	// work: jdoe@mail.example.org:143 tls=starttls auth=login password_file "/run/secrets/work_imap_password" mailboxes=["INBOX" "Support/*"] exclude=["Support/Archive/*" "\\Junk"] backfill=unseen
 }
 
 func ExampleError() {

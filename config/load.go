@@ -104,6 +104,9 @@ func checkSyntax(file string, data []byte) error {
 		e.Msg = "unexpected data after the top-level object"
 	case data[at] == '/':
 		e.Msg = "syntax error: " + msg + " (JSON has no comments)"
+	case strings.Contains(msg, "in string escape code"):
+		// a special-use name such as "\\Sent" written with one backslash
+		e.Msg = "syntax error: " + msg + ` (a backslash in a JSON string is written twice: "\\Sent")`
 	default:
 		e.Msg = "syntax error: " + msg
 	}

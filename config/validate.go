@@ -57,7 +57,11 @@ func (v *validator) add(field, format string, args ...any) {
 	if file == "" {
 		file = "config"
 	}
-	v.errs = append(v.errs, &Error{File: file, Field: field, Env: v.c.fromEnv[field], Msg: fmt.Sprintf(format, args...)})
+	env := v.c.fromEnv[field]
+	if i := strings.LastIndexByte(field, '['); env == "" && i > 0 && strings.HasSuffix(field, "]") {
+		env = v.c.fromEnv[field[:i]] // accounts[0].mailboxes[1] came from MAILTAP_MAILBOXES
+	}
+	v.errs = append(v.errs, &Error{File: file, Field: field, Env: env, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (v *validator) account(p string, a *Account) {
@@ -121,27 +125,9 @@ func (v *validator) account(p string, a *Account) {
 	if len(a.Mailboxes) == 0 {
 		v.add(p+".mailboxes", "must list at least one mailbox")
 	}
-	seen := make(map[string]int)
-	for i, m := range a.Mailboxes {
-		mp := fmt.Sprintf("%s.mailboxes[%d]", p, i)
-		switch {
-		case strings.TrimSpace(m) == "":
-			v.add(mp, "must not be empty")
-			continue
-		case hasControl(m):
-			v.add(mp, "must not contain control characters (got %q)", m)
-			continue
-		}
-		key := m
-		if strings.EqualFold(m, "INBOX") {
-			key = "INBOX" // RFC 3501 §5.1: INBOX is case-insensitive
-		}
-		if j, dup := seen[key]; dup {
-			v.add(mp, "%q is already listed as mailboxes[%d]", m, j)
-		} else {
-			seen[key] = i
-		}
-	}
+	v.mailboxEntries(p, "mailboxes", a.Mailboxes)
+	v.mailboxEntries(p, "exclude", a.Exclude)
+	v.excludeConflicts(p, a)
 
 	if _, _, err := parseBackfill(a.Backfill); err != nil {
 		v.add(p+".backfill", "%v", err)
@@ -194,6 +180,61 @@ func (a *Account) passwordSources() []string {
 		set = append(set, "password_command")
 	}
 	return set
+}
+
+// mailboxEntries checks each entry of the account's mailboxes or exclude
+// (list): not empty, no control characters, a known special-use name, and
+// not the same entry twice (INBOX and special-use names in any case).
+func (v *validator) mailboxEntries(p, list string, entries []string) {
+	seen := make(map[string]int)
+	for i, m := range entries {
+		mp := fmt.Sprintf("%s.%s[%d]", p, list, i)
+		switch {
+		case strings.TrimSpace(m) == "":
+			v.add(mp, "must not be empty")
+			continue
+		case hasControl(m):
+			v.add(mp, "must not contain control characters (got %q)", m)
+			continue
+		}
+		if EntryKindOf(m) == EntrySpecialUse {
+			if _, ok := SpecialUse(m); !ok {
+				v.add(mp, "%s", specialUseHint(m))
+				continue
+			}
+		}
+		key := sameEntry(m)
+		if j, dup := seen[key]; dup {
+			v.add(mp, "%q is already listed as %s[%d]", m, list, j)
+		} else {
+			seen[key] = i
+		}
+	}
+}
+
+// excludeConflicts refuses a literal mailbox that an exclude entry removes
+// on every server, and an entry that is in both lists: the config would
+// say "watch it" and "never watch it" at once. Conflicts that depend on the
+// server (its delimiter, its special-use attributes) are left to the
+// watcher, where exclude wins.
+func (v *validator) excludeConflicts(p string, a *Account) {
+	for i, m := range a.Mailboxes {
+		for j, ex := range a.Exclude {
+			if strings.TrimSpace(m) == "" || strings.TrimSpace(ex) == "" {
+				continue // reported above
+			}
+			mp := fmt.Sprintf("%s.mailboxes[%d]", p, i)
+			switch {
+			case sameEntry(m) == sameEntry(ex):
+				v.add(mp, "%q is also in exclude[%d], so it would select nothing; keep it in one list", m, j)
+			case EntryKindOf(m) == EntryLiteral && excludedWhateverDelimiter(ex, m):
+				v.add(mp, "%q is excluded by exclude[%d] %q; remove it from one of the lists", m, j, ex)
+			default:
+				continue
+			}
+			break // one error per mailbox entry
+		}
+	}
 }
 
 func (v *validator) output() {

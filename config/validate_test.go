@@ -78,6 +78,33 @@ func TestValidate_errors(t *testing.T) {
 		{"mailbox control", func(c *Config) { c.Accounts[0].Mailboxes = []string{"a\r\nb"} }, "accounts[0].mailboxes[0]", "must not contain control characters"},
 		{"mailbox duplicate", func(c *Config) { c.Accounts[0].Mailboxes = []string{"Sent", "Sent"} }, "accounts[0].mailboxes[1]", `"Sent" is already listed as mailboxes[0]`},
 		{"inbox any case", func(c *Config) { c.Accounts[0].Mailboxes = []string{"INBOX", "Inbox"} }, "accounts[0].mailboxes[1]", `"Inbox" is already listed as mailboxes[0]`},
+		{"pattern empty in exclude", func(c *Config) { c.Accounts[0].Exclude = []string{""} }, "accounts[0].exclude[0]", "must not be empty"},
+		{"pattern control in exclude", func(c *Config) { c.Accounts[0].Exclude = []string{"Spam\x00"} }, "accounts[0].exclude[0]", "must not contain control characters"},
+		{"pattern duplicate", func(c *Config) { c.Accounts[0].Mailboxes = []string{"Lists/*", "INBOX", "Lists/*"} }, "accounts[0].mailboxes[2]", `"Lists/*" is already listed as mailboxes[0]`},
+		{"special-use duplicate any case", func(c *Config) { c.Accounts[0].Mailboxes = []string{`\Sent`, `\sent`} }, "accounts[0].mailboxes[1]", `"\\sent" is already listed as mailboxes[0]`},
+		{"exclude duplicate", func(c *Config) { c.Accounts[0].Exclude = []string{"Spam", "Trash", "Spam"} }, "accounts[0].exclude[2]", `"Spam" is already listed as exclude[0]`},
+		{"special-use unknown", func(c *Config) { c.Accounts[0].Mailboxes = []string{"INBOX", `\Snet`} }, "accounts[0].mailboxes[1]",
+			`"\\Snet" is not a special-use name (RFC 6154: \All, \Archive, \Drafts, \Flagged, \Important, \Junk, \Sent, \Trash); did you mean "\\Sent"?`},
+		{"special-use far off", func(c *Config) { c.Accounts[0].Mailboxes = []string{`\Noselect`} }, "accounts[0].mailboxes[0]", `"\\Noselect" is not a special-use name (RFC 6154: \All, \Archive`},
+		{"special-use too short to guess", func(c *Config) { c.Accounts[0].Exclude = []string{`\x`} }, "accounts[0].exclude[0]", `\Sent, \Trash)`},
+		{"special-use unknown in exclude", func(c *Config) { c.Accounts[0].Exclude = []string{`\Spam`} }, "accounts[0].exclude[0]", `did you mean "\\Junk"?`},
+		{"backslash inbox", func(c *Config) { c.Accounts[0].Mailboxes = []string{`\Inbox`} }, "accounts[0].mailboxes[0]", `"\\Inbox" is not a special-use name; write "INBOX" without the backslash`},
+		{"literal excluded by literal", func(c *Config) {
+			c.Accounts[0].Mailboxes, c.Accounts[0].Exclude = []string{"INBOX", "Spam"}, []string{"Trash", "Spam"}
+		}, "accounts[0].mailboxes[1]", `"Spam" is also in exclude[1], so it would select nothing`},
+		{"inbox excluded any case", func(c *Config) {
+			c.Accounts[0].Mailboxes, c.Accounts[0].Exclude = []string{"INBOX"}, []string{"inbox"}
+		}, "accounts[0].mailboxes[0]", `"INBOX" is also in exclude[0]`},
+		{"literal excluded by star", func(c *Config) {
+			c.Accounts[0].Mailboxes, c.Accounts[0].Exclude = []string{"Lists/golang/nuts"}, []string{"Lists/*"}
+		}, "accounts[0].mailboxes[0]", `"Lists/golang/nuts" is excluded by exclude[0] "Lists/*"; remove it from one of the lists`},
+		{"literal excluded by percent on any delimiter", func(c *Config) {
+			c.Accounts[0].Mailboxes, c.Accounts[0].Exclude = []string{"Archive2024"}, []string{"Archive%"}
+		}, "accounts[0].mailboxes[0]", `"Archive2024" is excluded by exclude[0] "Archive%"`},
+		{"inbox excluded by everything", func(c *Config) { c.Accounts[0].Exclude = []string{"*"} }, "accounts[0].mailboxes[0]", `"INBOX" is excluded by exclude[0] "*"`},
+		{"pattern also excluded", func(c *Config) {
+			c.Accounts[0].Mailboxes, c.Accounts[0].Exclude = []string{"INBOX", `\Trash`}, []string{`\trash`}
+		}, "accounts[0].mailboxes[1]", `"\\Trash" is also in exclude[0], so it would select nothing`},
 		{"backfill unknown", func(c *Config) { c.Accounts[0].Backfill = "new" }, "accounts[0].backfill", `must be one of none, unseen, all, since:YYYY-MM-DD (got "new")`},
 		{"backfill impossible date", func(c *Config) { c.Accounts[0].Backfill = "since:2024-02-30" }, "accounts[0].backfill", `since needs a real date as since:YYYY-MM-DD (got "since:2024-02-30")`},
 		{"backfill not a date", func(c *Config) { c.Accounts[0].Backfill = "since:yesterday" }, "accounts[0].backfill", "since needs a real date"},
@@ -163,9 +190,22 @@ func TestValidate_accepts(t *testing.T) {
 		"password_command": func(c *Config) {
 			c.Accounts[0].PasswordEnv, c.Accounts[0].PasswordCommand = "", []string{"pass", "show", "x"}
 		},
-		"all auths":                   func(c *Config) { c.Accounts[0].Auth = "oauthbearer" },
-		"since date":                  func(c *Config) { c.Accounts[0].Backfill = "since:2024-02-29" },
-		"hierarchical mailbox":        func(c *Config) { c.Accounts[0].Mailboxes = []string{"INBOX", "Lists/golang-nuts", "Entwürfe"} },
+		"all auths":            func(c *Config) { c.Accounts[0].Auth = "oauthbearer" },
+		"since date":           func(c *Config) { c.Accounts[0].Backfill = "since:2024-02-29" },
+		"hierarchical mailbox": func(c *Config) { c.Accounts[0].Mailboxes = []string{"INBOX", "Lists/golang-nuts", "Entwürfe"} },
+		"patterns and special-use": func(c *Config) {
+			c.Accounts[0].Mailboxes = []string{"INBOX", "Lists/*", "Lists/%", `\Sent`, `\all`, "*"}
+			c.Accounts[0].Exclude = []string{"Spam", `\Junk`, "Lists/old/*"}
+		},
+		// "Lists.go" is excluded by "Lists%" only where "." is not the
+		// delimiter: the watcher decides, and exclude wins there.
+		"exclusion that depends on the delimiter": func(c *Config) {
+			c.Accounts[0].Mailboxes, c.Accounts[0].Exclude = []string{"Lists.go", "Lists/go"}, []string{"Lists%"}
+		},
+		// Which mailbox is \Sent is the server's to say.
+		"literal and a special-use exclude": func(c *Config) {
+			c.Accounts[0].Mailboxes, c.Accounts[0].Exclude = []string{"INBOX", "Sent"}, []string{`\Sent`}
+		},
 		"http on all interfaces":      func(c *Config) { c.HTTP.Addr = ":8025" },
 		"http on ipv6":                func(c *Config) { c.HTTP.Addr = "[::1]:0" },
 		"idle_refresh at the maximum": func(c *Config) { c.Watch.IdleRefresh.Duration = 29 * time.Minute },
