@@ -437,6 +437,10 @@ func runCheck(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "FAIL %s: %v\n", r.Mailbox, r.Err)
 			continue
 		}
+		if r.NoMatch {
+			fmt.Fprintf(stdout, "WARN %s: %s\n", r.Mailbox, r.Warning)
+			continue
+		}
 		mode := "poll"
 		if r.IDLE {
 			mode = "idle"

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"mailtap/config"
+
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // An account owns its connections (at most max_connections, see
@@ -43,9 +45,14 @@ type account struct {
 	budget *connBudget
 	wake   chan struct{} // 1-slot: a control for one of its mailboxes
 
+	// patterns: the config selects mailboxes by pattern or special-use
+	// name, so the set is known only from the server's LIST.
+	patterns bool
+
 	mu        sync.Mutex
 	sessions  []*session // priority order
 	dedicated map[*session]*lane
+	excluded  map[*session]string // literal names exclude removed on this server: why
 }
 
 // lane is a dedicated connection's goroutine.
@@ -56,12 +63,74 @@ type lane struct {
 
 func newAccount(m *Manager, cfg *config.Account) *account {
 	a := &account{m: m, cfg: cfg, log: m.log.With("account", cfg.Name), budget: newConnBudget(cmp.Or(cfg.MaxConnections, config.DefaultMaxConnections)),
-		wake: make(chan struct{}, 1), dedicated: map[*session]*lane{}}
+		wake: make(chan struct{}, 1), dedicated: map[*session]*lane{}, excluded: map[*session]string{}}
 	for _, mb := range cfg.Mailboxes {
+		if config.EntryKindOf(mb) != config.EntryLiteral {
+			a.patterns = true
+			continue
+		}
 		a.sessions = append(a.sessions, newSession(m, a, mb))
 	}
 	a.sessions = byPriority(a.sessions)
 	return a
+}
+
+// adopt applies a LIST's selection: a session for every mailbox a pattern
+// found that has none yet (published to the Manager, so UIs and controls
+// see it), the priority order of the selection, and the literal names
+// exclude removed. Mailboxes that went away keep their session; checking
+// them shows the error. It reports whether a mailbox was added.
+func (a *account) adopt(sel selection) (added bool) {
+	a.mu.Lock()
+	var fresh []*session
+	order := make([]*session, 0, len(sel.Mailboxes))
+	taken := map[*session]bool{}
+	for _, mb := range sel.Mailboxes {
+		var s *session
+		for _, cand := range a.sessions {
+			if !taken[cand] && sameMailbox(cand.id.Mailbox, mb.Name) {
+				s = cand
+				break
+			}
+		}
+		if s == nil {
+			s = newSession(a.m, a, mb.Name)
+			a.sessions = append(a.sessions, s)
+			fresh = append(fresh, s)
+		}
+		taken[s] = true
+		order = append(order, s)
+	}
+	for _, s := range a.sessions {
+		if !taken[s] {
+			order = append(order, s) // missing or gone: last
+		}
+	}
+	a.sessions = order
+	clear(a.excluded)
+	for _, ex := range sel.Excluded {
+		for _, s := range a.sessions {
+			if sameMailbox(s.id.Mailbox, ex.Name) {
+				a.excluded[s] = ex.String()
+			}
+		}
+	}
+	a.mu.Unlock()
+	for _, s := range fresh {
+		a.m.addSession(s)
+		a.log.Info("watching a mailbox the config's patterns select", "mailbox", s.id.Mailbox)
+	}
+	for _, entry := range sel.Unmatched {
+		a.log.Debug("a mailboxes entry matches no mailbox on the server", "entry", entry)
+	}
+	return len(fresh) > 0
+}
+
+// exclusion says why s is not watched, "" if it is.
+func (a *account) exclusion(s *session) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.excluded[s]
 }
 
 // byPriority puts INBOX first and keeps the config order otherwise: the
@@ -101,7 +170,7 @@ func (a *account) run(ctx context.Context) error {
 		return a.runOnce(ctx)
 	}
 	ss := a.list()
-	if len(ss) == 1 {
+	if len(ss) == 1 && !a.patterns {
 		return ss[0].run(ctx)
 	}
 	defer a.setDedicated(ctx, nil)
@@ -111,6 +180,11 @@ func (a *account) run(ctx context.Context) error {
 
 // runOnce catches up every mailbox, as many at a time as the budget allows.
 func (a *account) runOnce(ctx context.Context) error {
+	if a.patterns {
+		if err := a.discover(ctx); err != nil {
+			return fmt.Errorf("%s: %w", a.cfg.Name, err)
+		}
+	}
 	ss := a.list()
 	errs := make([]error, len(ss))
 	var wg sync.WaitGroup
@@ -125,17 +199,58 @@ func (a *account) runOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// discover lists the server's mailboxes once, for --once with patterns.
+func (a *account) discover(ctx context.Context) error {
+	secret, err := a.cfg.Secret(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errSecretSource, err)
+	}
+	release, err := a.budget.acquire(ctx, func() {})
+	if err != nil {
+		return err
+	}
+	defer release()
+	c, dc, err := dial(ctx, a.cfg, &a.m.cfg.Watch, &imapclient.Options{}, nil)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer func() {
+		stop()
+		sayGoodbye(c, dc)
+		c.Close()
+	}()
+	if err := login(c, a.cfg, secret); err != nil {
+		return err
+	}
+	dc.expect(a.m.cfg.Watch.ResponseTimeout.Duration)
+	list, err := listAll(c)
+	if err != nil {
+		return err
+	}
+	a.adopt(selectMailboxes(list, a.cfg.Mailboxes, a.cfg.Exclude))
+	return nil
+}
+
 // plan decides which mailboxes get a connection of their own, starts and
 // stops their lanes, and returns the rest: those the shared connection
 // serves. It is called on the shared connection's goroutine only.
 func (a *account) plan(ctx context.Context, notify bool) (shared []*session) {
-	ss := a.list()
+	var ss []*session
+	for _, s := range a.list() {
+		if why := a.exclusion(s); why != "" {
+			s.setState(StateStopped, fmt.Errorf("not watched: %s", why), time.Time{})
+			continue
+		}
+		ss = append(ss, s)
+	}
 	limit, _, _ := a.budget.snapshot()
 	var own []*session
 	switch {
 	case notify:
 		shared = ss
-	case len(ss) <= limit:
+	case len(ss) <= limit && !a.patterns:
+		// With patterns the shared connection stays, to see new folders.
 		own = ss
 	default:
 		n := max(limit-1, 0)

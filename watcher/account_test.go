@@ -170,3 +170,92 @@ func TestDovecot_notifyWatchesEveryMailboxOnOneConnection(t *testing.T) {
 		t.Errorf("%d logins for 5 mailboxes with NOTIFY, want 1", n)
 	}
 }
+
+// TestAccount_patternsFollowTheServer: "Lists/*" with an exclude, on a
+// server without NOTIFY. The folders the pattern selects are watched (the
+// excluded one never is), a folder created while running is picked up at
+// the next refresh and its mail captured, and one deleted becomes a
+// visible error.
+func TestAccount_patternsFollowTheServer(t *testing.T) {
+	srv := testimap.StartMem(t, testimap.WithMailboxes("Lists/a", "Lists/b", "Lists/spam", "Other"))
+	for i, b := range []string{"INBOX", "Lists/a", "Lists/b", "Lists/spam", "Other"} {
+		srv.Deliver(t, b, msg("before "+b, i))
+	}
+	out := t.TempDir()
+	cfg := testConfig(srv, out)
+	cfg.Accounts[0].Mailboxes = []string{"INBOX", "Lists/*"}
+	cfg.Accounts[0].Exclude = []string{"Lists/spam"}
+	cfg.Accounts[0].MaxConnections = 2
+	h := start(t, cfg, nil)
+	watchedNow := func() map[string]watcher.State {
+		got := states(h.m)
+		for name, st := range got {
+			if st != watcher.StateIdle && st != watcher.StatePolling {
+				delete(got, name)
+			}
+		}
+		return got
+	}
+	waitUntil(t, h, "INBOX, Lists/a and Lists/b watched", 10*time.Second, func() bool {
+		return len(watchedNow()) == 3 && watchedNow()["Lists/a"] != "" && watchedNow()["Lists/b"] != ""
+	})
+	recs := waitRecords(t, out, 3, 10*time.Second)
+	if s := subjects(recs); s["before Lists/spam"] || s["before Other"] {
+		t.Fatalf("captured mail of a folder not selected: %v", s)
+	}
+	if _, ok := states(h.m)["Lists/spam"]; ok {
+		t.Error("the excluded folder has a status entry")
+	}
+
+	srv.CreateMailbox(t, "Lists/c")
+	srv.Deliver(t, "Lists/c", msg("in the new folder", 10))
+	waitUntil(t, h, "the new folder captured", 10*time.Second, func() bool {
+		return subjects(records(t, out))["in the new folder"] && watchedNow()["Lists/c"] != ""
+	})
+
+	srv.DeleteMailbox(t, "Lists/a")
+	waitUntil(t, h, "the deleted folder shown as an error", 10*time.Second, func() bool {
+		for _, st := range h.m.Status() {
+			if st.Mailbox.Mailbox == "Lists/a" {
+				return st.State == watcher.StateError && strings.Contains(st.Err, "no mailbox")
+			}
+		}
+		return false
+	})
+	if _, peak := srv.Conns(); peak > 2 {
+		t.Errorf("peak %d connections, budget 2", peak)
+	}
+	if err := h.m.Pause("acct/Lists/c"); err != nil {
+		t.Errorf("a mailbox found by a pattern cannot be controlled: %v", err)
+	}
+}
+
+// TestAccount_oncePatternsAndBudget: --once resolves the patterns first,
+// then catches up every selected folder, never more connections at once
+// than the budget.
+func TestAccount_oncePatternsAndBudget(t *testing.T) {
+	boxes := []string{"Lists/a", "Lists/b", "Lists/c", "Lists/d", "Other"}
+	srv := testimap.StartMem(t, testimap.WithMailboxes(boxes...))
+	for i, b := range boxes {
+		srv.Deliver(t, b, msg("once "+b, i))
+	}
+	out := t.TempDir()
+	cfg := testConfig(srv, out)
+	cfg.Accounts[0].Mailboxes = []string{"Lists/%"}
+	cfg.Accounts[0].MaxConnections = 2
+	if err, logs := runOnce(t, cfg); err != nil {
+		t.Fatalf("once: %v\n%s", err, logs)
+	}
+	got := subjects(records(t, out))
+	for _, b := range boxes[:4] {
+		if !got["once "+b] {
+			t.Errorf("%s not captured: %v", b, got)
+		}
+	}
+	if got["once Other"] {
+		t.Error("a folder the pattern does not select was captured")
+	}
+	if _, peak := srv.Conns(); peak > 2 {
+		t.Errorf("peak %d connections, budget 2", peak)
+	}
+}

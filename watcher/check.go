@@ -32,6 +32,9 @@ type CheckResult struct {
 	// Warning says where the server's answers disagree with each other
 	// (the catch-up misses mail, UIDNEXT below the checkpoint), "" if not.
 	Warning string
+	// NoMatch: Mailbox is a pattern or special-use entry of the config
+	// that matched no mailbox; only Warning is set.
+	NoMatch bool
 }
 
 // Check connects to every account once, logs in and, for each mailbox,
@@ -67,7 +70,26 @@ func Check(ctx context.Context, cfg *config.Config) []CheckResult {
 			continue
 		}
 		idle := c.Caps().Has(imap.CapIdle) || c.Caps().Has(imap.CapIMAP4rev2)
-		for _, mb := range acct.Mailboxes {
+		// The mailboxes the watcher would watch: patterns and special-use
+		// names resolved against the server's LIST, exclude applied; a
+		// literal name the server lacks is reported with close matches.
+		dc.expect(cfg.Watch.ResponseTimeout.Duration)
+		list, err := listAll(c)
+		if err != nil {
+			fail(err)
+			stop()
+			c.Close()
+			continue
+		}
+		sel := selectMailboxes(list, acct.Mailboxes, acct.Exclude)
+		for _, miss := range sel.Missing {
+			out = append(out, CheckResult{Mailbox: MailboxID{acct.Name, miss.Name}, Err: miss.err(), Elapsed: time.Since(start)})
+		}
+		for _, entry := range sel.Unmatched {
+			out = append(out, CheckResult{Mailbox: MailboxID{acct.Name, entry}, Elapsed: time.Since(start), NoMatch: true,
+				Warning: fmt.Sprintf("%q matches no mailbox on the server (yet): nothing to watch for it now", entry)})
+		}
+		for _, mb := range sel.names() {
 			r := CheckResult{Mailbox: MailboxID{acct.Name, mb}, IDLE: idle}
 			if cp, ok := checkpoints[jsonstore.CheckpointKey(acct.Name, mb)]; ok {
 				r.Checkpoint, r.UIDValidity = cp.LastUID, cp.UIDValidity

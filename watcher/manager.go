@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,7 +44,8 @@ type Manager struct {
 	clock     Clock
 
 	accounts []*account
-	sessions []*session // config order
+	mu       sync.RWMutex
+	sessions []*session // config order, then mailboxes found by patterns
 	byID     map[string]*session
 	running  sync.WaitGroup
 }
@@ -79,14 +81,27 @@ func New(cfg *config.Config, store *jsonstore.Store, opts *Options) *Manager {
 		for _, mb := range a.cfg.Mailboxes {
 			for _, s := range a.sessions {
 				if s.id.Mailbox == mb {
-					m.metrics.init(s.id)
-					m.sessions = append(m.sessions, s)
-					m.byID[s.id.String()] = s
+					m.addSession(s)
 				}
 			}
 		}
 	}
 	return m
+}
+
+// addSession registers a mailbox for the controls and the status.
+func (m *Manager) addSession(s *session) {
+	m.metrics.init(s.id)
+	m.mu.Lock()
+	m.sessions = append(m.sessions, s)
+	m.byID[s.id.String()] = s
+	m.mu.Unlock()
+}
+
+func (m *Manager) list() []*session {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(m.sessions)
 }
 
 // accountStagger spreads the start of many accounts over up to
@@ -131,12 +146,14 @@ func (m *Manager) Subscribe(buffer int) *Subscription { return m.hub.Subscribe(b
 
 func (m *Manager) each(id string, f func(*session)) error {
 	if id == "" {
-		for _, s := range m.sessions {
+		for _, s := range m.list() {
 			f(s)
 		}
 		return nil
 	}
+	m.mu.RLock()
 	s, ok := m.byID[id]
+	m.mu.RUnlock()
 	if !ok {
 		return fmt.Errorf("%w %q", ErrUnknownMailbox, id)
 	}
@@ -163,8 +180,9 @@ func (m *Manager) Reconnect(id string) error {
 
 // Status returns a snapshot of every mailbox, in config order.
 func (m *Manager) Status() []MailboxStatus {
-	out := make([]MailboxStatus, 0, len(m.sessions))
-	for _, s := range m.sessions {
+	ss := m.list()
+	out := make([]MailboxStatus, 0, len(ss))
+	for _, s := range ss {
 		out = append(out, s.snapshot())
 	}
 	return out
@@ -176,7 +194,7 @@ func (m *Manager) Status() []MailboxStatus {
 func (m *Manager) Healthy() (bool, string) {
 	limit := 2*m.cfg.Watch.ResponseTimeout.Duration + 4*heartbeatEvery
 	now := time.Now()
-	for _, s := range m.sessions {
+	for _, s := range m.list() {
 		hb := time.Unix(0, s.heartbeat.Load())
 		if now.Sub(hb) > limit {
 			return false, fmt.Sprintf("%s: session loop silent for %s", s.id, now.Sub(hb).Round(time.Second))
@@ -191,7 +209,7 @@ func (m *Manager) Healthy() (bool, string) {
 // for longer than two refreshes.
 func (m *Manager) Ready() (bool, string) {
 	now := time.Now()
-	for _, s := range m.sessions {
+	for _, s := range m.list() {
 		st := s.snapshot()
 		switch st.State {
 		case StateIdle, StateNotify, StatePolling, StateSyncing, StatePaused:

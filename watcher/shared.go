@@ -245,27 +245,13 @@ func (l *sharedLane) serve(ctx context.Context, ok func()) error {
 	}
 	l.beatAll()
 	cx := &sharedConn{c: c, dc: dc, tap: tap}
-	if err := l.list(cx); err != nil {
+	if _, err := l.list(cx); err != nil {
 		return err
 	}
-	notify := w.IDLE && w.Notify && c.Caps().Has(imap.Cap("NOTIFY"))
-	if notify {
-		var names []string
-		for _, s := range a.list() {
-			if name, found := l.serverName(s.id.Mailbox); found {
-				names = append(names, name)
-			}
-		}
-		dc.expect(w.ResponseTimeout.Duration)
-		if err := sendNotify(c, tap, names); err != nil {
-			if isClosed(c) {
-				return err
-			}
-			a.log.Info("the server advertises NOTIFY but refused it; watching with IDLE and STATUS polling instead", "err", err)
-			notify = false
-		}
+	l.notify = w.IDLE && w.Notify && c.Caps().Has(imap.Cap("NOTIFY"))
+	if err := l.setNotify(cx); err != nil {
+		return err
 	}
-	l.notify = notify
 	if l.replan(ctx) {
 		return errNothingToServe
 	}
@@ -296,12 +282,46 @@ func (l *sharedLane) serve(ctx context.Context, ok func()) error {
 			if err := c.Noop().Wait(); err != nil {
 				return fmt.Errorf("noop: %w", err)
 			}
-			if err := l.list(cx); err != nil {
+			added, err := l.list(cx)
+			if err != nil {
 				return err
+			}
+			if added {
+				// A folder appeared: it may get a connection of its own,
+				// and NOTIFY must name it.
+				if err := l.setNotify(cx); err != nil {
+					return err
+				}
+				if l.replan(ctx) {
+					return errNothingToServe
+				}
 			}
 			l.mark("")
 		}
 	}
+}
+
+// setNotify (re)sends NOTIFY SET naming every mailbox of the account that
+// exists; a server that refuses it is watched by STATUS polling instead.
+func (l *sharedLane) setNotify(cx *sharedConn) error {
+	if !l.notify {
+		return nil
+	}
+	var names []string
+	for _, s := range l.a.list() {
+		if name, found := l.serverName(s.id.Mailbox); found {
+			names = append(names, name)
+		}
+	}
+	cx.dc.expect(l.a.m.cfg.Watch.ResponseTimeout.Duration)
+	if err := sendNotify(cx.c, cx.tap, names); err != nil {
+		if isClosed(cx.c) {
+			return err
+		}
+		l.a.log.Info("the server advertises NOTIFY but refused it; watching with IDLE and STATUS polling instead", "err", err)
+		l.notify = false
+	}
+	return nil
 }
 
 // replan makes the plan again (the budget changed) and marks every served
@@ -354,13 +374,15 @@ func (l *sharedLane) waitLimitChange(ctx context.Context) {
 	}
 }
 
-// list reads the account's mailboxes: LIST "" "*".
-func (l *sharedLane) list(cx *sharedConn) error {
+// list reads the account's mailboxes (LIST "" "*") and applies the
+// config's selection; added reports mailboxes new to the account.
+func (l *sharedLane) list(cx *sharedConn) (added bool, err error) {
 	cx.dc.expect(l.a.m.cfg.Watch.ResponseTimeout.Duration)
-	items, err := cx.c.List("", "*", nil).Collect()
+	items, err := listAll(cx.c)
 	if err != nil {
-		return fmt.Errorf("list mailboxes: %w", err)
+		return false, err
 	}
+	added = l.a.adopt(selectMailboxes(items, l.a.cfg.Mailboxes, l.a.cfg.Exclude))
 	l.delims = map[string]rune{}
 	l.names = l.names[:0]
 	for _, it := range items {
@@ -370,7 +392,7 @@ func (l *sharedLane) list(cx *sharedConn) error {
 		l.delims[it.Mailbox] = it.Delim
 		l.names = append(l.names, it.Mailbox)
 	}
-	return nil
+	return added, nil
 }
 
 // serverName finds a configured mailbox in the LIST result.
