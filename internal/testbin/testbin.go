@@ -106,6 +106,7 @@ type Output struct {
 // Watch is "watch"; durations as Go duration strings.
 type Watch struct {
 	IDLE            bool   `json:"idle"`
+	Notify          *bool  `json:"notify,omitempty"` // nil: mailtap's default
 	PollInterval    string `json:"poll_interval"`
 	MaxBackoff      string `json:"max_backoff"`
 	IdleRefresh     string `json:"idle_refresh"`
