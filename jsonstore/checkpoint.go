@@ -323,6 +323,9 @@ func (s *Store) setState(account, mailbox string, uidValidity, lastUID uint32, r
 
 	e.write.Lock()
 	defer e.write.Unlock()
+	if s.testHookCheckpointWrite != nil {
+		s.testHookCheckpointWrite(account, mailbox)
+	}
 	// Only a holder of e.write changes e.st, so it cannot change under us.
 	s.mu.Lock()
 	cur, ok := e.st, e.ok

@@ -73,6 +73,10 @@ type Store struct {
 	cps     map[cpKey]*cpEntry
 	journal *journal      // journal.go
 	seq     atomic.Uint64 // temp name counter
+
+	// testHookCheckpointWrite, if set, runs as a checkpoint write of a
+	// mailbox starts, holding that mailbox's write lock only.
+	testHookCheckpointWrite func(account, mailbox string)
 }
 
 // Open creates the output dir if needed, takes its lock (ErrLocked if held),
