@@ -4,7 +4,6 @@ package bench
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -28,9 +27,9 @@ import (
 // tagged OK to (a) the record's appearance in the mailbox dir (a link, or a
 // rename where unnamed temp files are unavailable) and (b) the
 // checkpoint's rename, both seen with inotify. (b) is the durability mark:
-// jsonstore renames state.json only after the record and its directory
-// are synced, so (a) ≤ durable ≤ (b) and (b) overstates by one small
-// write+fsync+rename. Next to it, in the same run, a bare imapclient
+// jsonstore renames INBOX's checkpoint file (jsonstore.CheckpointPath) only
+// after the record and its directory are synced, so (a) ≤ durable ≤ (b)
+// and (b) overstates by one small write+fsync+rename. Next to it, in the same run, a bare imapclient
 // IDLE client's APPEND→EXISTS time: the floor no IDLE client can beat.
 func TestBenchLatency(t *testing.T) {
 	bin := requireBench(t)
@@ -61,8 +60,8 @@ func latency(t *testing.T, bin string, srv server, label string, n int) {
 		t.Fatalf(format+"\nmailtap log:\n%s", append(args, tail(log, 30))...)
 	}
 
-	stateDir := filepath.Join(out, ".mailtap")
-	statePath := filepath.Join(stateDir, "state.json")
+	statePath := jsonstore.CheckpointPath(out, "bench", "INBOX")
+	stateDir, stateName := filepath.Dir(statePath), filepath.Base(statePath)
 	if err := waitFile(statePath, 30*time.Second); err != nil {
 		fail("mailtap did not write its checkpoint: %v", err)
 	}
@@ -135,8 +134,8 @@ func latency(t *testing.T, bin string, srv server, label string, n int) {
 				switch {
 				case ev.wd == mboxWD && ev.name == name:
 					tRecord = ev.at
-				case ev.wd == stateWD && ev.name == "state.json" && !tRecord.IsZero() && tState.IsZero():
-					if last, err := checkpointUID(statePath); err == nil && last >= uint32(data.UID) {
+				case ev.wd == stateWD && ev.name == stateName && !tRecord.IsZero() && tState.IsZero():
+					if last, err := checkpointUID(out); err == nil && last >= uint32(data.UID) {
 						tState = ev.at
 					}
 				}
@@ -154,7 +153,7 @@ func latency(t *testing.T, bin string, srv server, label string, n int) {
 		durLat = append(durLat, tState.Sub(t0))
 		over = append(over, tState.Sub(tExists))
 	}
-	if last, err := checkpointUID(statePath); err != nil || last < uint32(data.UID) {
+	if last, err := checkpointUID(out); err != nil || last < uint32(data.UID) {
 		t.Fatalf("checkpoint at %d (%v)", last, err)
 	}
 
@@ -231,24 +230,16 @@ func waitFile(path string, timeout time.Duration) error {
 	}
 }
 
-func checkpointUID(path string) (uint32, error) {
-	b, err := os.ReadFile(path)
+func checkpointUID(out string) (uint32, error) {
+	m, err := jsonstore.ReadCheckpoint(out)
 	if err != nil {
 		return 0, err
 	}
-	var st struct {
-		Mailboxes map[string]struct {
-			LastUID uint32 `json:"last_uid"`
-		} `json:"mailboxes"`
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return 0, err
-	}
-	m, ok := st.Mailboxes["bench/INBOX"]
+	st, ok := m[jsonstore.CheckpointKey("bench", "INBOX")]
 	if !ok {
 		return 0, errors.New("no bench/INBOX in checkpoint")
 	}
-	return m.LastUID, nil
+	return st.LastUID, nil
 }
 
 // ---- the bare IDLE client ----

@@ -19,6 +19,7 @@ import (
 
 	"mailtap/internal/testbin"
 	"mailtap/internal/testimap"
+	"mailtap/jsonstore"
 )
 
 // Knobs of the scale benchmark (issue 14). The defaults are the issue's
@@ -295,8 +296,14 @@ func TestBenchScale(t *testing.T) {
 	cpuEnd, _ := procCPU(pid)
 	results.add("scale", fmt.Sprintf("%s: mailtap at the end", label),
 		fmt.Sprintf("RSS %s, peak %s; CPU %.1f s in all since start (%.0f s)", mb(rss2), mb(hwm2), cpuEnd.Seconds(), time.Since(start).Seconds()), "", "")
-	if fi, err := os.Stat(filepath.Join(out, ".mailtap", "state.json")); err == nil {
-		results.add("scale", fmt.Sprintf("%s: checkpoint file", label), fmt.Sprintf("%.0f KB, rewritten whole on every commit", float64(fi.Size())/1e3), "", "")
+	if cps, err := os.ReadDir(filepath.Dir(jsonstore.CheckpointPath(out, "", ""))); err == nil && len(cps) > 0 {
+		var total int64
+		for _, e := range cps {
+			if fi, err := e.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+		results.add("scale", fmt.Sprintf("%s: checkpoint files", label), fmt.Sprintf("%d files, %.0f KB in all; a commit rewrites its mailbox's (%.0f bytes)", len(cps), float64(total)/1e3, float64(total)/float64(len(cps))), "", "")
 	}
 	t.Logf("restart: idle after %v, %d logins, %d refused", backIdle.Round(time.Millisecond), logins, refused)
 }

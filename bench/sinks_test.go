@@ -20,6 +20,7 @@ import (
 
 	"mailtap/internal/testbin"
 	"mailtap/internal/testimap"
+	"mailtap/jsonstore"
 )
 
 // TestBenchSinks measures the webhook sink (issue 12): capture throughput
@@ -121,7 +122,7 @@ func benchSinkSlow(t *testing.T, bin, recv string, srv server, n int, last uint3
 			start := time.Now()
 			mt := startBenchMailtap(t, bin, path, filepath.Join(work, fmt.Sprintf("slow-%d-%v.log", run, withSink)))
 			for {
-				if uid, err := checkpointUID(filepath.Join(out, ".mailtap", "state.json")); err == nil && uid >= last {
+				if uid, err := checkpointUID(out); err == nil && uid >= last {
 					break
 				}
 				if time.Since(start) > 5*time.Minute {
@@ -177,7 +178,7 @@ func sinkLatency(t *testing.T, bin, recv string, n int) {
 	cfg.WriteFile(path)
 	mt := startBenchMailtap(t, bin, path, filepath.Join(work, "mailtap.log"))
 	defer mt.stop(t)
-	statePath := filepath.Join(out, ".mailtap", "state.json")
+	statePath := jsonstore.CheckpointPath(out, "bench", "INBOX")
 	if err := waitFile(statePath, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +207,7 @@ func sinkLatency(t *testing.T, bin, recv string, n int) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			if tDurable.IsZero() {
-				if uid, err := checkpointUID(statePath); err == nil && uid >= uint32(data.UID) {
+				if uid, err := checkpointUID(out); err == nil && uid >= uint32(data.UID) {
 					tDurable = time.Now()
 				}
 			}

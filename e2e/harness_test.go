@@ -22,6 +22,7 @@ import (
 
 	"mailtap/internal/testbin"
 	"mailtap/internal/testimap"
+	"mailtap/jsonstore"
 )
 
 // binaryEnv names a prebuilt mailtap binary to test instead of building one.
@@ -548,32 +549,16 @@ func waitRecords(t *testing.T, p *proc, out string, n int, timeout time.Duration
 	}
 }
 
-// checkpoint is <out>/.mailtap/state.json.
-type checkpoint struct {
-	Version   int `json:"version"`
-	Mailboxes map[string]struct {
-		UIDValidity uint32 `json:"uidvalidity"`
-		LastUID     uint32 `json:"last_uid"`
-	} `json:"mailboxes"`
-}
-
-// readCheckpoint returns INBOX's checkpoint; ok is false when there is none
-// yet. A checkpoint that exists but does not parse fails the test: it is
-// written atomically.
+// readCheckpoint returns INBOX's checkpoint, read with jsonstore's
+// accessor; ok is false when there is none yet. A checkpoint that exists
+// but does not parse fails the test: it is written atomically.
 func readCheckpoint(t *testing.T, out string) (uidValidity, lastUID uint32, ok bool) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(out, ".mailtap", "state.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, 0, false
-	}
+	m, err := jsonstore.ReadCheckpoint(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cp checkpoint
-	if err := json.Unmarshal(b, &cp); err != nil {
-		t.Fatalf("checkpoint is not valid JSON (%d bytes): %v", len(b), err)
-	}
-	st, ok := cp.Mailboxes[testAccount+"/INBOX"]
+	st, ok := m[jsonstore.CheckpointKey(testAccount, "INBOX")]
 	return st.UIDValidity, st.LastUID, ok
 }
 

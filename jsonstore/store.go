@@ -1,9 +1,9 @@
 // Package jsonstore owns the durable store under the output dir: batches
 // of records written with group commit (temp file, fsync, rename, directory
-// sync), the file layout, the checkpoint file, the lock that keeps a
-// second process out, and the scan of records already on disk. It parses
-// messages with mailparse and encodes them with record; it knows nothing of
-// IMAP sessions or UIs.
+// sync), the file layout, the per-mailbox checkpoint files, the lock that
+// keeps a second process out, and the scan of records already on disk. It
+// parses messages with mailparse and encodes them with record; it knows
+// nothing of IMAP sessions or UIs.
 package jsonstore
 
 import (
@@ -22,9 +22,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 )
 
 // ErrLocked means another mailtap process holds the output dir.
@@ -70,14 +67,21 @@ type Store struct {
 	parsers       chan struct{}
 	recordWriters chan struct{}
 
+	// mu guards cps, the map of per-mailbox checkpoints (checkpoint.go);
+	// it is never held during I/O.
 	mu      sync.Mutex
-	state   checkpointFile
+	cps     map[cpKey]*cpEntry
 	journal *journal      // journal.go
 	seq     atomic.Uint64 // temp name counter
+
+	// testHookCheckpointWrite, if set, runs as a checkpoint write of a
+	// mailbox starts, holding that mailbox's write lock only.
+	testHookCheckpointWrite func(account, mailbox string)
 }
 
 // Open creates the output dir if needed, takes its lock (ErrLocked if held),
-// removes temp files a crash left behind and loads the checkpoint.
+// removes temp files a crash left behind and loads the checkpoints,
+// migrating a state.json of an older mailtap (checkpoint.go).
 func Open(dir string, opts Options) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -178,114 +182,6 @@ func (s *Store) Close() error {
 	err := s.lock.Close()
 	s.lock = nil
 	return err
-}
-
-// ---- checkpoint ----
-
-// MailboxState is the checkpoint of one mailbox: every UID ≤ LastUID under
-// UIDValidity has a durable record (or was deliberately skipped by backfill).
-type MailboxState struct {
-	Account     string    `json:"account"`
-	Mailbox     string    `json:"mailbox"`
-	UIDValidity uint32    `json:"uidvalidity"`
-	LastUID     uint32    `json:"last_uid"`
-	UpdatedAt   time.Time `json:"updated_at"`
-}
-
-type checkpointFile struct {
-	Version   int                      `json:"version"`
-	Mailboxes map[string]*MailboxState `json:"mailboxes"`
-}
-
-func stateKey(account, mailbox string) string { return account + "/" + mailbox }
-
-func (s *Store) checkpointPath() string { return filepath.Join(s.stateDir, "state.json") }
-
-func (s *Store) loadCheckpoint() error {
-	s.state = checkpointFile{Version: 1, Mailboxes: map[string]*MailboxState{}}
-	b, err := os.ReadFile(s.checkpointPath())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read checkpoint: %w", err)
-	}
-	if err := json.Unmarshal(b, &s.state); err != nil {
-		// The checkpoint is written atomically, so this is outside damage.
-		// Refuse rather than silently re-capture or skip mail.
-		return fmt.Errorf("checkpoint %s is corrupt: %w (move it away to start over; records already written are kept)", s.checkpointPath(), err)
-	}
-	if s.state.Mailboxes == nil {
-		s.state.Mailboxes = map[string]*MailboxState{}
-	}
-	return nil
-}
-
-// State returns the checkpoint of a mailbox, ok=false if it was never seen.
-func (s *Store) State(account, mailbox string) (MailboxState, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, ok := s.state.Mailboxes[stateKey(account, mailbox)]
-	if !ok {
-		return MailboxState{}, false
-	}
-	return *st, true
-}
-
-// SetState records a checkpoint durably. LastUID only moves forward within a
-// UIDVALIDITY; a new UIDVALIDITY replaces the entry.
-func (s *Store) SetState(account, mailbox string, uidValidity, lastUID uint32) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.setStateLocked(account, mailbox, uidValidity, lastUID)
-}
-
-func (s *Store) setStateLocked(account, mailbox string, uidValidity, lastUID uint32) error {
-	key := stateKey(account, mailbox)
-	cur, ok := s.state.Mailboxes[key]
-	if ok && cur.UIDValidity == uidValidity && cur.LastUID >= lastUID {
-		return nil
-	}
-	prev := cur
-	s.state.Mailboxes[key] = &MailboxState{Account: account, Mailbox: mailbox,
-		UIDValidity: uidValidity, LastUID: lastUID, UpdatedAt: time.Now().UTC()}
-	b, err := json.Marshal(s.state, jsontext.WithIndent("  "))
-	if err == nil {
-		err = s.writeFileDurable(s.checkpointPath(), append(b, '\n'))
-	}
-	if err != nil {
-		if prev != nil {
-			s.state.Mailboxes[key] = prev
-		} else {
-			delete(s.state.Mailboxes, key)
-		}
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	return nil
-}
-
-// writeFileDurable is the atomic-write recipe for a single small file.
-func (s *Store) writeFileDurable(path string, data []byte) error {
-	f, err := os.CreateTemp(s.tmpDir, "state-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }
 
 func syncDir(dir string) error {
