@@ -511,9 +511,14 @@ func ctxDone(err error) bool {
 func (l *sharedLane) wait(ctx context.Context, cx *sharedConn) (string, error) {
 	w := &l.a.m.cfg.Watch
 	timeout := w.ResponseTimeout.Duration
+	// With NOTIFY too: a server announces only what it saw happen.
+	// Dovecot tells nothing of mail another program dropped into a
+	// Maildir (measured: TestBenchScale's drops), so each mailbox's STATUS
+	// is still asked every poll_interval; NOTIFY makes the common case
+	// immediate, the sweep bounds the rest.
 	refresh := w.PollInterval.Duration
 	if l.notify {
-		refresh = w.IdleRefresh.Duration
+		refresh = min(refresh, w.IdleRefresh.Duration)
 	}
 	var idle *imapclient.IdleCommand
 	if l.notify {
@@ -560,10 +565,6 @@ func (l *sharedLane) waitFor(ctx context.Context, cx *sharedConn, refresh time.D
 		case <-l.dirty:
 			return "mail", nil
 		case <-t.C:
-			if l.notify {
-				return "refresh", nil
-			}
-			l.mark("") // a poll: ask about every mailbox
 			return "refresh", nil
 		case <-changed:
 			if limit, _, ch := l.a.budget.snapshot(); limit != l.planned {
