@@ -259,3 +259,38 @@ func TestAccount_oncePatternsAndBudget(t *testing.T) {
 		t.Errorf("peak %d connections, budget 2", peak)
 	}
 }
+
+// TestDovecot_notifyBurst: new mail in every mailbox at once, through
+// Dovecot (as its LDA or LMTP delivers): every one is pushed, none left
+// for the poll_interval sweep.
+func TestDovecot_notifyBurst(t *testing.T) {
+	boxes := []string{"INBOX", "B1", "B2", "B3", "B4", "B5", "B6", "B7"}
+	dc := testimap.StartDovecot(t, testimap.DovecotOptions{Mailboxes: boxes[1:]})
+	out := t.TempDir()
+	cfg := testConfig(dc, out)
+	cfg.Accounts[0].Mailboxes = boxes
+	cfg.Watch.PollInterval.Duration = time.Hour // no sweep: only pushes count
+	cfg.Watch.IdleRefresh.Duration = time.Hour
+	h := start(t, cfg, nil)
+	waitUntil(t, h, "every mailbox in notify", 15*time.Second, func() bool {
+		for _, st := range states(h.m) {
+			if st != watcher.StateNotify {
+				return false
+			}
+		}
+		return true
+	})
+	ap, err := testimap.NewAppender(dc.Addr(), dc.Username(), dc.Password())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ap.Close()
+	for round := range 3 {
+		for i, b := range boxes {
+			if err := ap.Append(b, msg(fmt.Sprintf("burst %d %s", round, b), 100*round+i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitRecords(t, out, (round+1)*len(boxes), 10*time.Second)
+	}
+}

@@ -476,6 +476,21 @@ func (l *sharedLane) check(ctx context.Context, cx *sharedConn, s *session) erro
 		// check said so): no need to EXAMINE again until UIDNEXT moves.
 		s.explainedShared = cn.uidNext
 	}
+	if l.notify {
+		// Leave no mailbox selected: Dovecot announces new mail in the
+		// selected mailbox neither as STATUS nor (under NOTIFY, measured)
+		// as EXISTS during IDLE. CLOSE after EXAMINE removes nothing
+		// (RFC 3501 §6.4.2), so it stands in where UNSELECT is missing.
+		cx.dc.expect(w.ResponseTimeout.Duration)
+		unselect := cx.c.UnselectAndExpunge
+		if caps := cx.c.Caps(); caps.Has(imap.CapUnselect) || caps.Has(imap.CapIMAP4rev2) {
+			unselect = cx.c.Unselect
+		}
+		if err := unselect().Wait(); err != nil {
+			return fmt.Errorf("unselect %q: %w", s.id.Mailbox, err)
+		}
+		l.cur.Store(nil)
+	}
 	s.setState(mode, nil, time.Time{})
 	return nil
 }
