@@ -92,6 +92,7 @@ type Account struct {
 	Mailboxes       []string `json:"mailboxes"`
 	Backfill        string   `json:"backfill"`
 	CAFile          string   `json:"ca_file,omitempty"`
+	MaxConnections  int      `json:"max_connections,omitempty"`
 }
 
 // Output is "output".
