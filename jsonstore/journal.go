@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mailtap/record"
@@ -103,9 +104,20 @@ type journal struct {
 	segmentBytes int64 // journalSegmentBytes; smaller in tests
 
 	mu   sync.Mutex
-	f    *os.File // current segment, nil until the first append
-	end  JournalPos
-	subs map[chan struct{}]struct{}
+	f    *os.File   // current segment, nil until the first append
+	end  JournalPos // after the last durable entry: what readers may read
+	next JournalPos // after the last entry written, durable or not
+	// pending are the appends between end and next; epoch counts the
+	// failed syncs, each of which cut them off (syncErr the last cause).
+	pending []journalled
+	epoch   uint64
+	syncErr error
+	// syncMu is held by whoever runs fsync (lock order: syncMu, then mu).
+	syncMu sync.Mutex
+	syncs  atomic.Int64 // fsyncs of the journal, for tests
+	// testHookSync, if set, runs before a group's fsync (tests only).
+	testHookSync func()
+	subs   map[chan struct{}]struct{}
 	// above holds, per mailbox (account/mailbox/uidvalidity), the UIDs
 	// journalled above that mailbox's checkpoint: a crash between the
 	// journal and the checkpoint makes the watcher commit them again, and
@@ -174,9 +186,17 @@ func (j *journal) remember(e JournalEntry) {
 // fsyncs them; lastUID is the mailbox's checkpoint before this commit.
 // On failure nothing of the batch counts as journalled (the torn part is
 // cut off again) and the caller must not move the checkpoint.
+//
+// Group commit: batches of different mailboxes append concurrently, and
+// one fsync makes every entry written so far durable. Whoever holds
+// syncMu syncs for all who wrote before it; the others find their entries
+// durable when their turn comes. Without it a burst of one-record commits
+// (new mail in 1,000 mailboxes at once) queued behind 1,000 fsyncs.
 func (j *journal) append(out, account, mailbox string, uidValidity uint32, cp MailboxState, hasCP bool, sums []record.Summary) error {
+	if err := j.rotateIfFull(); err != nil {
+		return err
+	}
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	k := mailboxKey(account, mailbox, uidValidity)
 	set := j.above[k]
 	if hasCP && cp.UIDValidity == uidValidity {
@@ -186,13 +206,8 @@ func (j *journal) append(out, account, mailbox string, uidValidity uint32, cp Ma
 			}
 		}
 	}
-	if j.f == nil || j.end.Offset >= j.segmentBytes {
-		if err := j.openSegment(); err != nil {
-			return err
-		}
-	}
 	var buf bytes.Buffer
-	seq := j.end.Seq
+	seq := j.next.Seq
 	now := time.Now().UTC()
 	var added []uint32
 	for _, s := range sums {
@@ -207,6 +222,7 @@ func (j *journal) append(out, account, mailbox string, uidValidity uint32, cp Ma
 			UIDValidity: s.UIDValidity, UID: s.UID, Subject: s.Subject, From: s.From, Size: s.Size, CommittedAt: now}
 		b, err := json.Marshal(e)
 		if err != nil {
+			j.mu.Unlock()
 			return fmt.Errorf("journal %s: %w", s.ID, err)
 		}
 		fmt.Fprintf(&buf, "%08x ", crc32.Checksum(b, crcTable))
@@ -216,33 +232,124 @@ func (j *journal) append(out, account, mailbox string, uidValidity uint32, cp Ma
 		added = append(added, s.UID)
 	}
 	if buf.Len() == 0 {
+		j.mu.Unlock()
 		return nil
 	}
-	_, err := j.f.WriteAt(buf.Bytes(), j.end.Offset)
-	if err == nil {
-		err = j.f.Sync()
-	}
-	if err != nil {
+	if _, err := j.f.WriteAt(buf.Bytes(), j.next.Offset); err != nil {
 		// Cut what may have reached the file, so the next append starts
 		// on a line boundary; if even that fails, Open will cut it.
-		_ = j.f.Truncate(j.end.Offset)
+		_ = j.f.Truncate(j.next.Offset)
+		j.mu.Unlock()
 		return fmt.Errorf("write journal: %w", err)
 	}
-	j.end.Offset += int64(buf.Len())
-	j.end.Seq = seq
-	if set == nil {
-		set = map[uint32]bool{}
-		j.above[k] = set
+	j.next.Offset += int64(buf.Len())
+	j.next.Seq = seq
+	mine, epoch := j.next.Seq, j.epoch
+	j.pending = append(j.pending, journalled{key: k, uids: added})
+	j.mu.Unlock()
+	return j.syncUpTo(mine, epoch)
+}
+
+// journalled is an append written but not yet synced.
+type journalled struct {
+	key  string
+	uids []uint32
+}
+
+// syncUpTo returns once the entries before seq are durable, syncing them
+// (and whatever else was written) itself if nobody has yet. A failed sync
+// cuts every unsynced entry off again and fails each of their appends
+// (their epoch is gone).
+func (j *journal) syncUpTo(seq, epoch uint64) error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	j.mu.Lock()
+	if j.epoch != epoch {
+		err := j.syncErr
+		j.mu.Unlock()
+		return fmt.Errorf("write journal: %w", err)
 	}
-	for _, u := range added {
-		set[u] = true
+	if j.end.Seq >= seq {
+		j.mu.Unlock()
+		return nil // synced by the append before us
 	}
+	target, f, pend := j.next, j.f, j.pending
+	j.pending = nil
+	j.mu.Unlock()
+
+	if j.testHookSync != nil {
+		j.testHookSync()
+	}
+	err := f.Sync()
+	j.syncs.Add(1)
+
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err != nil {
+		_ = f.Truncate(j.end.Offset)
+		j.next, j.pending = j.end, nil
+		j.epoch++
+		j.syncErr = err
+		return fmt.Errorf("write journal: %w", err)
+	}
+	j.end = target
+	j.rememberLocked(pend)
 	for c := range j.subs {
 		select {
 		case c <- struct{}{}:
 		default: // already woken; the reader will see this append too
 		}
 	}
+	return nil
+}
+
+// rememberLocked records durable appends' UIDs above their checkpoint.
+func (j *journal) rememberLocked(done []journalled) {
+	for _, p := range done {
+		set := j.above[p.key]
+		if set == nil {
+			set = map[uint32]bool{}
+			j.above[p.key] = set
+		}
+		for _, u := range p.uids {
+			set[u] = true
+		}
+	}
+}
+
+// rotateIfFull opens the first segment, or the next one when the current
+// is full. Entries still unsynced in the full one are synced first, and
+// syncMu is held so no sync of the old file can move end afterwards.
+func (j *journal) rotateIfFull() error {
+	j.mu.Lock()
+	full := j.f == nil || j.next.Offset >= j.segmentBytes
+	j.mu.Unlock()
+	if !full {
+		return nil
+	}
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f != nil && j.next.Offset < j.segmentBytes {
+		return nil // another append rotated meanwhile
+	}
+	if j.f != nil && j.next.Seq != j.end.Seq {
+		if err := j.f.Sync(); err != nil {
+			_ = j.f.Truncate(j.end.Offset)
+			j.next, j.pending = j.end, nil
+			j.epoch++
+			j.syncErr = err
+			return fmt.Errorf("write journal: %w", err)
+		}
+		j.end = j.next
+		j.rememberLocked(j.pending)
+		j.pending = nil
+	}
+	if err := j.openSegment(); err != nil {
+		return err
+	}
+	j.next = j.end
 	return nil
 }
 

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // readJournal returns every entry up to end.
@@ -206,5 +208,72 @@ func TestJournal_writeFailureHoldsCheckpoint(t *testing.T) {
 	got := readJournal(t, dir, JournalPos{}, s.JournalEnd())
 	if len(got) != 2 || got[1].ID != "acct/INBOX/7/2" || got[1].Seq != 2 {
 		t.Errorf("journal after the failure: %+v", got)
+	}
+}
+
+// TestJournal_groupCommit: 32 mailboxes commit at once while the first
+// fsync is held back until all have written: one or two fsyncs make all 32
+// durable (not 32 in a row), the entries are numbered 1…32 without a gap,
+// each record once, and every checkpoint moved.
+func TestJournal_groupCommit(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{})
+	const n = 32
+	release := make(chan struct{})
+	var once sync.Once
+	s.journal.testHookSync = func() {
+		once.Do(func() { <-release })
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			b := s.NewBatch("acct", fmt.Sprintf("box%02d", i), 7, '/')
+			addMsg(t, b, 1, simpleMsg)
+			if _, err := b.Commit(1); err != nil {
+				errs <- err
+			}
+		})
+	}
+	// All 32 written (the first waiting in its fsync), then let it go.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		s.journal.mu.Lock()
+		written := s.journal.next.Seq
+		s.journal.mu.Unlock()
+		if written == n+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d entries written", written-1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if syncs := s.journal.syncs.Load(); syncs > 2 {
+		t.Errorf("%d journal fsyncs for %d concurrent commits, want ≤ 2", syncs, n)
+	}
+	got := readJournal(t, dir, JournalPos{}, s.JournalEnd())
+	seen := map[string]bool{}
+	for i, e := range got {
+		if e.Seq != uint64(i+1) {
+			t.Errorf("entry %d has seq %d", i, e.Seq)
+		}
+		if seen[e.ID] {
+			t.Errorf("%s journalled twice", e.ID)
+		}
+		seen[e.ID] = true
+	}
+	if len(got) != n {
+		t.Errorf("%d entries, want %d", len(got), n)
+	}
+	for i := range n {
+		if st, _ := s.State("acct", fmt.Sprintf("box%02d", i)); st.LastUID != 1 {
+			t.Errorf("box%02d checkpoint at %d", i, st.LastUID)
+		}
 	}
 }

@@ -1,7 +1,9 @@
-// Package watcher owns the IMAP side of mailtap: one session per watched
-// mailbox (dial, TLS, authenticate, EXAMINE, catch up from the checkpoint,
-// IDLE or poll, detect dead connections, back off and reconnect), the
-// Pause/Resume/Reconnect controls, and the events published through a Hub.
+// Package watcher owns the IMAP side of mailtap: each account's
+// connections within its budget (account.go), the mailboxes its config
+// selects, and for each mailbox a session (dial, TLS, authenticate,
+// EXAMINE, catch up from the checkpoint, IDLE, NOTIFY or poll, detect dead
+// connections, back off and reconnect), the Pause/Resume/Reconnect
+// controls, and the events published through a Hub.
 // It hands message bytes to jsonstore and knows nothing of UIs or the JSON
 // layout.
 package watcher
@@ -30,8 +32,8 @@ type Options struct {
 	Clock     Clock        // times the waits between attempts; default the real clock
 }
 
-// Manager runs one session per watched mailbox and is the Controller that
-// UIs use. New does no I/O; Run does the work.
+// Manager runs every account (and through them a session per watched
+// mailbox) and is the Controller that UIs use. New does no I/O; Run does the work.
 type Manager struct {
 	cfg       *config.Config
 	store     *jsonstore.Store
@@ -195,6 +197,9 @@ func (m *Manager) Healthy() (bool, string) {
 	limit := 2*m.cfg.Watch.ResponseTimeout.Duration + 4*heartbeatEvery
 	now := time.Now()
 	for _, s := range m.list() {
+		if s.a.exclusion(s) != "" {
+			continue // not watched (excluded on this server): no loop to prove
+		}
 		hb := time.Unix(0, s.heartbeat.Load())
 		if now.Sub(hb) > limit {
 			return false, fmt.Sprintf("%s: session loop silent for %s", s.id, now.Sub(hb).Round(time.Second))
@@ -203,13 +208,16 @@ func (m *Manager) Healthy() (bool, string) {
 	return true, "all session loops alive"
 }
 
-// Ready reports whether every mailbox is connected (idle, polling or
-// syncing) or deliberately paused, and has heard from its server lately:
+// Ready reports whether every mailbox is connected (idle, notify, polling
+// or syncing) or deliberately paused, and has heard from its server lately:
 // a state that says "idle" proves nothing if the server has been silent
 // for longer than two refreshes.
 func (m *Manager) Ready() (bool, string) {
 	now := time.Now()
 	for _, s := range m.list() {
+		if s.a.exclusion(s) != "" {
+			continue
+		}
 		st := s.snapshot()
 		switch st.State {
 		case StateIdle, StateNotify, StatePolling, StateSyncing, StatePaused:
