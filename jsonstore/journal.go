@@ -117,7 +117,7 @@ type journal struct {
 	syncs  atomic.Int64 // fsyncs of the journal, for tests
 	// testHookSync, if set, runs before a group's fsync (tests only).
 	testHookSync func()
-	subs   map[chan struct{}]struct{}
+	subs         map[chan struct{}]struct{}
 	// above holds, per mailbox (account/mailbox/uidvalidity), the UIDs
 	// journalled above that mailbox's checkpoint: a crash between the
 	// journal and the checkpoint makes the watcher commit them again, and
