@@ -30,11 +30,22 @@ type sharedLane struct {
 	all     bool            // an announcement named no mailbox we could read
 
 	// The lane's goroutine only:
-	served  []*session
-	delims  map[string]rune // LIST: server name → delimiter
-	names   []string        // LIST: every selectable name, for suggestions
-	notify  bool
-	planned int // the budget limit the plan was made for
+	served   []*session
+	delims   map[string]rune // LIST: server name → delimiter
+	names    []string        // LIST: every selectable name, for suggestions
+	notify   bool
+	planned  int       // the budget limit the plan was made for
+	listedAt time.Time // the last LIST
+}
+
+// allPaused reports whether no served mailbox needs a check.
+func (l *sharedLane) allPaused() bool {
+	for _, s := range l.served {
+		if !s.isPaused() {
+			return false
+		}
+	}
+	return true
 }
 
 // mark records an announcement for mailbox ("" = unknown: check all).
@@ -277,14 +288,25 @@ func (l *sharedLane) serve(ctx context.Context, ok func()) error {
 		if reason == "replan" && l.replan(ctx) {
 			return errNothingToServe
 		}
+		// A refresh asks every mailbox's STATUS (the round after this),
+		// which proves the connection alive too. LIST, to find folders
+		// that appeared, runs at every refresh when patterns select the
+		// mailboxes and every idle_refresh otherwise; NOOP only when
+		// nothing else would be said.
 		if reason == "refresh" {
-			dc.expect(w.ResponseTimeout.Duration)
-			if err := c.Noop().Wait(); err != nil {
-				return fmt.Errorf("noop: %w", err)
+			listDue := a.patterns || time.Since(l.listedAt) >= w.IdleRefresh.Duration
+			if !listDue && l.allPaused() {
+				dc.expect(w.ResponseTimeout.Duration)
+				if err := c.Noop().Wait(); err != nil {
+					return fmt.Errorf("noop: %w", err)
+				}
 			}
-			added, err := l.list(cx)
-			if err != nil {
-				return err
+			added := false
+			if listDue {
+				var err error
+				if added, err = l.list(cx); err != nil {
+					return err
+				}
 			}
 			if added {
 				// A folder appeared: it may get a connection of its own,
@@ -382,6 +404,7 @@ func (l *sharedLane) list(cx *sharedConn) (added bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	l.listedAt = time.Now()
 	added = l.a.adopt(selectMailboxes(items, l.a.cfg.Mailboxes, l.a.cfg.Exclude))
 	l.delims = map[string]rune{}
 	l.names = l.names[:0]
