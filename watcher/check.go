@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -82,22 +83,32 @@ func Check(ctx context.Context, cfg *config.Config) []CheckResult {
 			continue
 		}
 		sel := selectMailboxes(list, acct.Mailboxes, acct.Exclude)
+		// Reported in the order of the config's entries.
+		type entryResult struct {
+			entry int
+			r     CheckResult
+		}
+		var rs []entryResult
 		for _, miss := range sel.Missing {
-			out = append(out, CheckResult{Mailbox: MailboxID{acct.Name, miss.Name}, Err: miss.err(), Elapsed: time.Since(start)})
+			rs = append(rs, entryResult{miss.Entry, CheckResult{Mailbox: MailboxID{acct.Name, miss.Name}, Err: miss.err(), Elapsed: time.Since(start)}})
 		}
 		for _, entry := range sel.Unmatched {
-			out = append(out, CheckResult{Mailbox: MailboxID{acct.Name, entry}, Elapsed: time.Since(start), NoMatch: true,
-				Warning: fmt.Sprintf("%q matches no mailbox on the server (yet): nothing to watch for it now", entry)})
+			rs = append(rs, entryResult{slices.Index(acct.Mailboxes, entry), CheckResult{Mailbox: MailboxID{acct.Name, entry}, Elapsed: time.Since(start), NoMatch: true,
+				Warning: fmt.Sprintf("%q matches no mailbox on the server (yet): nothing to watch for it now", entry)}})
 		}
-		for _, mb := range sel.names() {
-			r := CheckResult{Mailbox: MailboxID{acct.Name, mb}, IDLE: idle}
-			if cp, ok := checkpoints[jsonstore.CheckpointKey(acct.Name, mb)]; ok {
+		for _, mb := range sel.Mailboxes {
+			r := CheckResult{Mailbox: MailboxID{acct.Name, mb.Name}, IDLE: idle}
+			if cp, ok := checkpoints[jsonstore.CheckpointKey(acct.Name, mb.Name)]; ok {
 				r.Checkpoint, r.UIDValidity = cp.LastUID, cp.UIDValidity
 			}
 			dc.expect(cfg.Watch.ResponseTimeout.Duration)
-			r.Err = checkMailbox(c, dc, cfg.Watch.ResponseTimeout.Duration, mb, &r)
+			r.Err = checkMailbox(c, dc, cfg.Watch.ResponseTimeout.Duration, mb.Name, &r)
 			r.Elapsed = time.Since(start)
-			out = append(out, r)
+			rs = append(rs, entryResult{mb.Entry, r})
+		}
+		slices.SortStableFunc(rs, func(x, y entryResult) int { return x.entry - y.entry })
+		for _, er := range rs {
+			out = append(out, er.r)
 		}
 		dc.expect(2 * time.Second)
 		c.Logout().Wait()
