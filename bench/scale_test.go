@@ -76,7 +76,7 @@ func TestBenchScale(t *testing.T) {
 	nBox := envInt(t, scaleFoldersEnv, 5)
 	nMsg := envInt(t, scaleMessagesEnv, 3)
 	idleWindow := time.Duration(envInt(t, scaleIdleEnv, 60)) * time.Second
-	notify := envInt(t, scaleNotifyEnv, 1) != 0
+	notify := os.Getenv(scaleNotifyEnv) != "0"
 	maxConn := envInt(t, scaleMaxConnEnv, 5)
 	n := nAcct * nBox
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,33 @@ func waitUntil(t *testing.T, h *harness, what string, timeout time.Duration, con
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitAllIn waits until every mailbox is in state.
+func waitAllIn(t *testing.T, h *harness, state watcher.State) {
+	t.Helper()
+	waitUntil(t, h, "every mailbox "+string(state), 15*time.Second, func() bool {
+		for _, st := range states(h.m) {
+			if st != state {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitNotFound waits until mailbox shows the error of a mailbox the
+// server no longer has.
+func waitNotFound(t *testing.T, h *harness, mailbox string) {
+	t.Helper()
+	waitUntil(t, h, mailbox+" shown as not found", 10*time.Second, func() bool {
+		for _, st := range h.m.Status() {
+			if st.Mailbox.Mailbox == mailbox {
+				return st.State == watcher.StateError && strings.Contains(st.Err, "no mailbox")
+			}
+		}
+		return false
+	})
 }
 
 // TestAccount_budgetSharedPolling: five mailboxes, a budget of two, a
@@ -67,14 +95,7 @@ func TestAccount_budgetSharedPolling(t *testing.T) {
 	}
 
 	srv.DeleteMailbox(t, "C")
-	waitUntil(t, h, "the deleted mailbox in error", 10*time.Second, func() bool {
-		for _, st := range h.m.Status() {
-			if st.Mailbox.Mailbox == "C" {
-				return st.State == watcher.StateError && strings.Contains(st.Err, "no mailbox")
-			}
-		}
-		return false
-	})
+	waitNotFound(t, h, "C")
 	srv.Deliver(t, "D", msg("after C went", 30))
 	waitUntil(t, h, "the others go on", 10*time.Second, func() bool {
 		return subjects(records(t, out))["after C went"]
@@ -116,14 +137,7 @@ func TestAccount_allFitInTheBudget(t *testing.T) {
 	cfg.Accounts[0].Mailboxes = []string{"INBOX", "A", "B"}
 	cfg.Accounts[0].MaxConnections = 3
 	h := start(t, cfg, nil)
-	waitUntil(t, h, "every mailbox idle", 10*time.Second, func() bool {
-		for _, st := range states(h.m) {
-			if st != watcher.StateIdle {
-				return false
-			}
-		}
-		return true
-	})
+	waitAllIn(t, h, watcher.StateIdle)
 	waitUntil(t, h, "three connections, one each", 10*time.Second, func() bool {
 		now, _ := srv.Conns()
 		return now == 3
@@ -144,14 +158,7 @@ func TestDovecot_notifyWatchesEveryMailboxOnOneConnection(t *testing.T) {
 	cfg := testConfig(dc, out)
 	cfg.Accounts[0].Mailboxes = boxes
 	h := start(t, cfg, nil)
-	waitUntil(t, h, "every mailbox in notify", 15*time.Second, func() bool {
-		for _, st := range states(h.m) {
-			if st != watcher.StateNotify {
-				return false
-			}
-		}
-		return true
-	})
+	waitAllIn(t, h, watcher.StateNotify)
 	for round := range 2 {
 		for i, b := range boxes {
 			subj := fmt.Sprintf("round %d %s", round, b)
@@ -214,14 +221,7 @@ func TestAccount_patternsFollowTheServer(t *testing.T) {
 	})
 
 	srv.DeleteMailbox(t, "Lists/a")
-	waitUntil(t, h, "the deleted folder shown as an error", 10*time.Second, func() bool {
-		for _, st := range h.m.Status() {
-			if st.Mailbox.Mailbox == "Lists/a" {
-				return st.State == watcher.StateError && strings.Contains(st.Err, "no mailbox")
-			}
-		}
-		return false
-	})
+	waitNotFound(t, h, "Lists/a")
 	if _, peak := srv.Conns(); peak > 2 {
 		t.Errorf("peak %d connections, budget 2", peak)
 	}
@@ -272,25 +272,28 @@ func TestDovecot_notifyBurst(t *testing.T) {
 	cfg.Watch.PollInterval.Duration = time.Hour // no sweep: only pushes count
 	cfg.Watch.IdleRefresh.Duration = time.Hour
 	h := start(t, cfg, nil)
-	waitUntil(t, h, "every mailbox in notify", 15*time.Second, func() bool {
-		for _, st := range states(h.m) {
-			if st != watcher.StateNotify {
-				return false
-			}
+	waitAllIn(t, h, watcher.StateNotify)
+	// One delivery agent per mailbox, all at once: Dovecot changes
+	// several mailboxes of the user concurrently.
+	aps := make([]*testimap.Appender, len(boxes))
+	for i := range aps {
+		ap, err := testimap.NewAppender(dc.Addr(), dc.Username(), dc.Password())
+		if err != nil {
+			t.Fatal(err)
 		}
-		return true
-	})
-	ap, err := testimap.NewAppender(dc.Addr(), dc.Username(), dc.Password())
-	if err != nil {
-		t.Fatal(err)
+		defer ap.Close()
+		aps[i] = ap
 	}
-	defer ap.Close()
-	for round := range 3 {
+	for round := range 5 {
+		var wg sync.WaitGroup
 		for i, b := range boxes {
-			if err := ap.Append(b, msg(fmt.Sprintf("burst %d %s", round, b), 100*round+i)); err != nil {
-				t.Fatal(err)
-			}
+			wg.Go(func() {
+				if err := aps[i].Append(b, msg(fmt.Sprintf("burst %d %s", round, b), 100*round+i)); err != nil {
+					t.Error(err)
+				}
+			})
 		}
+		wg.Wait()
 		waitRecords(t, out, (round+1)*len(boxes), 10*time.Second)
 	}
 }
