@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,5 +296,66 @@ func TestDovecot_notifyBurst(t *testing.T) {
 		}
 		wg.Wait()
 		waitRecords(t, out, (round+1)*len(boxes), 10*time.Second)
+	}
+}
+
+// TestAccount_notifyCrossingOurStatus: a server may announce new mail in a
+// mailbox while our own STATUS of it is under way, with the answer computed
+// just before the mail came. The first NOTIFY version took every STATUS
+// line for that mailbox during the command as the answer: the
+// announcement was dropped, the stale answer said "nothing new", and the
+// mail waited for the poll_interval sweep (the 1% tail of the 1,000-
+// mailbox burst). The in-memory server plays a NOTIFY server through a
+// proxy, so the order of the lines is exact: stale answer, tagged OK,
+// announcement, all in one read.
+func TestAccount_notifyCrossingOurStatus(t *testing.T) {
+	srv := testimap.StartMem(t, testimap.WithMailboxes("B1"))
+	srv.Deliver(t, "B1", msg("first", 1))
+	var armed atomic.Bool
+	var uv atomic.Uint32
+	p := testimap.StartHabitProxy(t, srv.Addr(), testimap.Habits{
+		Rewrite: func(line string) string {
+			if strings.HasPrefix(line, "* CAPABILITY ") || strings.Contains(line, "[CAPABILITY ") {
+				return strings.Replace(line, "CAPABILITY ", "CAPABILITY NOTIFY ", 1)
+			}
+			return line
+		},
+		Answer: func(line string) []string {
+			f := strings.Fields(line)
+			switch {
+			case len(f) > 1 && strings.EqualFold(f[1], "NOTIFY"):
+				return []string{"$TAG OK NOTIFY completed"}
+			case len(f) > 2 && strings.EqualFold(f[1], "STATUS") && strings.Trim(f[2], `"`) == "B1" && armed.CompareAndSwap(true, false):
+				// One write: the announcement is read with the answer,
+				// before imapclient has seen the command complete.
+				return []string{
+					fmt.Sprintf("* STATUS B1 (UIDNEXT 2 UIDVALIDITY %d)", uv.Load()), // computed before the mail
+					"$TAG OK STATUS completed",
+					"* STATUS B1 (MESSAGES 2 UIDNEXT 3)", // the mail's announcement
+				}
+			}
+			return nil
+		},
+	})
+	out := t.TempDir()
+	cfg := viaProxy(testConfig(srv, out), p)
+	cfg.Accounts[0].Mailboxes = []string{"INBOX", "B1"}
+	cfg.Watch.PollInterval.Duration = time.Hour // no sweep: only announcements count
+	cfg.Watch.IdleRefresh.Duration = time.Hour
+	h := start(t, cfg, nil)
+	for _, r := range waitRecords(t, out, 1, 10*time.Second) {
+		uv.Store(r.UIDValidity)
+	}
+	waitAllIn(t, h, watcher.StateNotify)
+
+	srv.Deliver(t, "B1", msg("second", 2)) // UID 2; the server says nothing of it yet
+	armed.Store(true)
+	p.Inject("* STATUS B1 (MESSAGES 2)") // a line without UIDNEXT: we must ask
+	recs := waitRecords(t, out, 2, 10*time.Second)
+	if !subjects(recs)["second"] {
+		t.Fatalf("the announced mail was not captured: %v", subjects(recs))
+	}
+	if armed.Load() {
+		t.Fatalf("the lane never asked STATUS B1: the test did not test the crossing; commands: %q", p.Commands())
 	}
 }

@@ -40,25 +40,20 @@ type tapConn struct {
 	mu      sync.Mutex
 	rewrite string // replaces the next NOOP's command line, once
 	rewrote bool
-	asking  string // the mailbox our own STATUS is about: its answer is not news
 
 	scan statusScanner
 }
 
-func newTapConn(c net.Conn, prefix []byte, onStatus func(mailbox string)) *tapConn {
+// newTapConn reports every STATUS line to onStatus, the answers to our own
+// STATUS commands too: each carries the UIDNEXT it was computed with, so
+// the lane can tell news from what it already has by comparing numbers,
+// never by guessing which line answers which command.
+func newTapConn(c net.Conn, prefix []byte, onStatus func(statusNews)) *tapConn {
 	t := &tapConn{Conn: c, r: c}
 	if len(prefix) > 0 {
 		t.r = io.MultiReader(bytes.NewReader(prefix), c)
 	}
-	t.scan.on = func(name string) {
-		t.mu.Lock()
-		asking := t.asking
-		t.mu.Unlock()
-		if name != "" && asking != "" && sameMailbox(name, asking) {
-			return
-		}
-		onStatus(name)
-	}
+	t.scan.on = onStatus
 	return t
 }
 
@@ -86,13 +81,6 @@ func (t *tapConn) Write(p []byte) (int, error) {
 		}
 	}
 	return t.Conn.Write(p)
-}
-
-// setAsking marks the mailbox of our own STATUS command ("" when done).
-func (t *tapConn) setAsking(name string) {
-	t.mu.Lock()
-	t.asking = name
-	t.mu.Unlock()
 }
 
 // noopTag returns the tag of a write that is exactly one NOOP command.
@@ -218,11 +206,11 @@ func encodeModifiedUTF7(s string) string {
 // skips literals ({n} at a line's end), so a message body that happens to
 // hold "* STATUS" is never taken for one.
 type statusScanner struct {
-	on   func(mailbox string) // "": a STATUS whose mailbox could not be read
-	head []byte               // the current line's start, capped
-	tail []byte               // its last bytes, for the literal marker
-	skip int64                // literal bytes still to pass over
-	cont bool                 // this line continues a response after a literal
+	on   func(statusNews)
+	head []byte // the current line's start, capped
+	tail []byte // its last bytes, for the literal marker
+	skip int64  // literal bytes still to pass over
+	cont bool   // this line continues a response after a literal
 }
 
 const (
@@ -263,11 +251,13 @@ func (sc *statusScanner) endLine() {
 	head := sc.head
 	lit, isLit := literalSize(sc.tail)
 	if start && bytes.HasPrefix(head, []byte("* STATUS ")) && sc.on != nil {
-		name, ok := statusMailbox(head[len("* STATUS "):])
-		if !ok || isLit {
-			name = ""
+		var news statusNews
+		name, rest, ok := statusMailbox(head[len("* STATUS "):])
+		if ok && !isLit {
+			news.mailbox = string(name)
+			news.uidNext, news.uidValidity = statusNumbers(rest)
 		}
-		sc.on(name)
+		sc.on(news)
 	}
 	sc.head, sc.tail = sc.head[:0], sc.tail[:0]
 	sc.cont = isLit
@@ -294,48 +284,82 @@ func literalSize(tail []byte) (int64, bool) {
 	return n, true
 }
 
-// statusMailbox reads the mailbox of a STATUS line: a quoted string or an
-// atom. A name in modified UTF-7 (with "&") is reported as unreadable,
-// which makes the caller check every mailbox: correct, only slower.
-func statusMailbox(p []byte) (string, bool) {
-	var name []byte
+// statusNews is one STATUS line: its mailbox ("" when it could not be
+// read: check every mailbox) and the UIDNEXT and UIDVALIDITY it gave (0
+// when absent; RFC 5465's announcements carry UIDNEXT and MESSAGES).
+type statusNews struct {
+	mailbox     string
+	uidNext     uint32
+	uidValidity uint32
+}
+
+// statusMailbox reads the mailbox of a STATUS line, a quoted string or an
+// atom, and returns what follows it. A name in modified UTF-7 (with "&")
+// is reported as unreadable, which makes the caller check every mailbox:
+// correct, only slower.
+func statusMailbox(p []byte) (name, rest []byte, ok bool) {
 	if len(p) > 0 && p[0] == '"' {
 		esc := false
-		closed := false
-		for _, b := range p[1:] {
+		end := -1
+		for i, b := range p[1:] {
 			switch {
 			case esc:
 				name, esc = append(name, b), false
 			case b == '\\':
 				esc = true
 			case b == '"':
-				closed = true
+				end = i + 2
 			default:
 				name = append(name, b)
 			}
-			if closed {
+			if end >= 0 {
 				break
 			}
 		}
-		if !closed {
-			return "", false
+		if end < 0 {
+			return nil, nil, false
 		}
+		rest = p[end:]
 	} else {
 		i := bytes.IndexAny(p, " \r\n")
 		if i <= 0 {
-			return "", false
+			return nil, nil, false
 		}
-		name = p[:i]
+		name, rest = p[:i], p[i:]
 	}
 	if bytes.IndexByte(name, '&') >= 0 {
-		return "", false
+		return nil, nil, false
 	}
 	for _, b := range name {
 		if b < 0x20 || b >= 0x7f {
-			return "", false
+			return nil, nil, false
 		}
 	}
-	return string(name), true
+	return name, rest, true
+}
+
+// statusNumbers reads UIDNEXT and UIDVALIDITY from a STATUS line's
+// attribute list, "(MESSAGES 3 UIDNEXT 4)"; 0 for one that is absent or
+// not a number.
+func statusNumbers(p []byte) (uidNext, uidValidity uint32) {
+	open, end := bytes.IndexByte(p, '('), bytes.IndexByte(p, ')')
+	if open < 0 || end < open {
+		return 0, 0
+	}
+	f := bytes.Fields(p[open+1 : end])
+	for i := 0; i+1 < len(f); i += 2 {
+		n, err := strconv.ParseUint(string(f[i+1]), 10, 32)
+		if err != nil {
+			continue
+		}
+		switch {
+		case bytes.EqualFold(f[i], []byte("UIDNEXT")):
+			uidNext = uint32(n)
+		case bytes.EqualFold(f[i], []byte("UIDVALIDITY")):
+			uidValidity = uint32(n)
+		}
+	}
+	return uidNext, uidValidity
 }
 
 // dialTapped is dial for the shared connection: the same steps, with a
@@ -344,7 +368,7 @@ func statusMailbox(p []byte) (string, bool) {
 // answered, then imapclient starts on the TLS connection with a greeting
 // of our own, and asks for the capabilities again as RFC 3501 §6.2.1
 // requires.
-func dialTapped(ctx context.Context, acct *config.Account, w *config.Watch, opts *imapclient.Options, contact *atomic.Int64, onStatus func(string)) (*imapclient.Client, *deadlineConn, *tapConn, error) {
+func dialTapped(ctx context.Context, acct *config.Account, w *config.Watch, opts *imapclient.Options, contact *atomic.Int64, onStatus func(statusNews)) (*imapclient.Client, *deadlineConn, *tapConn, error) {
 	addr := net.JoinHostPort(acct.Host, strconv.Itoa(acct.Port))
 	d := net.Dialer{Timeout: w.ResponseTimeout.Duration, KeepAlive: 30 * time.Second}
 	raw, err := d.DialContext(ctx, "tcp", addr)

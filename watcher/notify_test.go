@@ -61,20 +61,20 @@ func TestStatusScanner(t *testing.T) {
 	stream := "* OK [CAPABILITY IMAP4rev1 NOTIFY] hi\r\n" +
 		"* STATUS \"INBOX\" (MESSAGES 3 UIDNEXT 4)\r\n" +
 		"* 3 FETCH (UID 3 BODY[] {" + strconv.Itoa(len(body)) + "}\r\n" + body + ")\r\n" +
-		"* STATUS Lists/golang (UIDNEXT 7)\r\n" +
+		"* STATUS Lists/golang (UIDNEXT 7 uidvalidity 42)\r\n" +
 		"* STATUS \"a \\\"q\\\" b\" (UIDNEXT 2)\r\n" +
 		"* STATUS \"Entw&APw-rfe\" (UIDNEXT 5)\r\n" +
 		"* STATUS {5}\r\nSent! (UIDNEXT 2)\r\n" +
 		"T4 OK done\r\n"
-	want := []string{"INBOX", "Lists/golang", `a "q" b`, "", ""}
+	want := []statusNews{{"INBOX", 4, 0}, {"Lists/golang", 7, 42}, {`a "q" b`, 2, 0}, {}, {}}
 	for split := 1; split <= len(stream); split++ {
-		var got []string
-		sc := statusScanner{on: func(m string) { got = append(got, m) }}
+		var got []statusNews
+		sc := statusScanner{on: func(n statusNews) { got = append(got, n) }}
 		for i := 0; i < len(stream); i += split {
 			sc.feed([]byte(stream[i:min(i+split, len(stream))]))
 		}
 		if !slices.Equal(got, want) {
-			t.Fatalf("pieces of %d bytes: reported %q, want %q", split, got, want)
+			t.Fatalf("pieces of %d bytes: reported %+v, want %+v", split, got, want)
 		}
 	}
 }

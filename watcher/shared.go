@@ -26,8 +26,8 @@ type sharedLane struct {
 	dirty   chan struct{}           // 1-slot: something was announced
 
 	mu      sync.Mutex
-	pending map[string]bool // mailboxes announced since the last round
-	all     bool            // an announcement named no mailbox we could read
+	pending map[string]statusNews // mailboxes announced since the last round
+	all     bool                  // an announcement named no mailbox we could read
 
 	// The lane's goroutine only:
 	served   []*session
@@ -48,14 +48,32 @@ func (l *sharedLane) allPaused() bool {
 	return true
 }
 
-// mark records an announcement for mailbox ("" = unknown: check all).
-// It runs on imapclient's reader goroutine: it only signals.
+// mark asks for a check of mailbox ("" = every mailbox) with nothing
+// known of its numbers.
 func (l *sharedLane) mark(mailbox string) {
+	l.announce(statusNews{mailbox: mailbox})
+}
+
+// announce records a STATUS line, or a reason to check. It runs on
+// imapclient's reader goroutine: it only records and signals. Two lines
+// for one mailbox keep the higher UIDNEXT, or none (ask STATUS) when
+// either lacked it or they name different UIDVALIDITYs.
+func (l *sharedLane) announce(n statusNews) {
 	l.mu.Lock()
-	if mailbox == "" {
+	if n.mailbox == "" {
 		l.all = true
+	} else if old, ok := l.pending[n.mailbox]; ok {
+		switch {
+		case old.uidNext == 0 || n.uidNext == 0,
+			old.uidValidity != 0 && n.uidValidity != 0 && old.uidValidity != n.uidValidity:
+			n.uidNext, n.uidValidity = 0, 0
+		default:
+			n.uidNext = max(n.uidNext, old.uidNext)
+			n.uidValidity = max(n.uidValidity, old.uidValidity) // 0 is "not said"
+		}
+		l.pending[n.mailbox] = n
 	} else {
-		l.pending[mailbox] = true
+		l.pending[n.mailbox] = n
 	}
 	l.mu.Unlock()
 	select {
@@ -65,11 +83,11 @@ func (l *sharedLane) mark(mailbox string) {
 }
 
 // take returns what was announced and clears it.
-func (l *sharedLane) take() (pending map[string]bool, all bool) {
+func (l *sharedLane) take() (pending map[string]statusNews, all bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	pending, all = l.pending, l.all
-	l.pending, l.all = map[string]bool{}, false
+	l.pending, l.all = map[string]statusNews{}, false
 	return pending, all
 }
 
@@ -91,7 +109,7 @@ func (l *sharedLane) setAll(state State, err error, next time.Time) {
 }
 
 func (a *account) runShared(ctx context.Context) {
-	l := &sharedLane{a: a, dirty: make(chan struct{}, 1), pending: map[string]bool{}}
+	l := &sharedLane{a: a, dirty: make(chan struct{}, 1), pending: map[string]statusNews{}}
 	l.served = a.list() // until the first plan, every mailbox waits on it
 	w := &a.m.cfg.Watch
 	net := newBackoff(time.Second, w.MaxBackoff.Duration)
@@ -236,7 +254,7 @@ func (l *sharedLane) serve(ctx context.Context, ok func()) error {
 		},
 	}}
 	l.beatAll()
-	c, dc, tap, err := dialTapped(ctx, a.cfg, w, opts, &l.contact, l.mark)
+	c, dc, tap, err := dialTapped(ctx, a.cfg, w, opts, &l.contact, l.announce)
 	if err != nil {
 		return err
 	}
@@ -270,10 +288,16 @@ func (l *sharedLane) serve(ctx context.Context, ok func()) error {
 	for {
 		pending, all := l.take()
 		for _, s := range l.served {
-			if !all && !pending[s.id.Mailbox] && !l.pendingName(pending, s.id.Mailbox) {
+			news, announced := announcedFor(pending, s.id.Mailbox)
+			if announced && l.explained(s, news) {
+				// Our own STATUS answer, or an expunge or flag change:
+				// nothing above the checkpoint.
+				announced, news = false, statusNews{}
+			}
+			if !all && !announced {
 				continue
 			}
-			if err := l.check(ctx, cx, s); err != nil {
+			if err := l.check(ctx, cx, s, news); err != nil {
 				return err
 			}
 		}
@@ -365,15 +389,35 @@ func (l *sharedLane) replan(ctx context.Context) (idle bool) {
 	return len(l.served) == 0
 }
 
-// pendingName matches an announced name to a configured one as the
+// announcedFor finds mailbox's announcement, matching names as the
 // server compares them (INBOX in any case).
-func (l *sharedLane) pendingName(pending map[string]bool, mailbox string) bool {
-	for n := range pending {
-		if sameMailbox(n, mailbox) {
-			return true
+func announcedFor(pending map[string]statusNews, mailbox string) (statusNews, bool) {
+	if n, ok := pending[mailbox]; ok {
+		return n, true
+	}
+	for name, n := range pending {
+		if sameMailbox(name, mailbox) {
+			return n, true
 		}
 	}
-	return false
+	return statusNews{}, false
+}
+
+// explained reports whether an announcement's UIDNEXT says nothing the
+// checkpoint does not already hold: the UID below it is the last one
+// captured, or the gap above that was found expunged. Comparing numbers,
+// not guessing which STATUS line answers which command, is what keeps a
+// notification that crosses our own STATUS from being taken for its
+// answer (the lost-tail bug of the first NOTIFY version).
+func (l *sharedLane) explained(s *session, n statusNews) bool {
+	if n.uidNext == 0 {
+		return false
+	}
+	st, known := l.a.m.store.State(s.id.Account, s.id.Mailbox)
+	if !known || (n.uidValidity != 0 && n.uidValidity != st.UIDValidity) {
+		return false
+	}
+	return n.uidNext-1 == st.LastUID || n.uidNext == s.explainedShared
 }
 
 // errNothingToServe: every mailbox has a connection of its own, so the
@@ -433,8 +477,9 @@ func (l *sharedLane) serverName(mailbox string) (string, bool) {
 
 // check brings one mailbox up to date on the shared connection. Errors of
 // that mailbox alone (not found, disk) become its state; an error of the
-// connection is returned.
-func (l *sharedLane) check(ctx context.Context, cx *sharedConn, s *session) error {
+// connection is returned. news is an announcement not explained by the
+// checkpoint: it already says there is new mail, so no STATUS is asked.
+func (l *sharedLane) check(ctx context.Context, cx *sharedConn, s *session, news statusNews) error {
 	w := &l.a.m.cfg.Watch
 	mode := StatePolling
 	if l.notify {
@@ -452,27 +497,27 @@ func (l *sharedLane) check(ctx context.Context, cx *sharedConn, s *session) erro
 		s.setState(StateError, mailboxNotFound(s.id.Mailbox, closeMatches(s.id.Mailbox, l.names), nil), time.Time{})
 		return nil
 	}
-	st, known := l.a.m.store.State(s.id.Account, s.id.Mailbox)
-	cx.dc.expect(w.ResponseTimeout.Duration)
-	cx.tap.setAsking(s.id.Mailbox)
-	data, err := cx.c.Status(s.id.Mailbox, &imap.StatusOptions{UIDValidity: true, UIDNext: true}).Wait()
-	cx.tap.setAsking("")
-	if err != nil {
-		if isClosed(cx.c) {
-			return fmt.Errorf("status %q: %w (%w)", s.id.Mailbox, err, errConnectionLost)
+	if news.uidNext == 0 {
+		st, known := l.a.m.store.State(s.id.Account, s.id.Mailbox)
+		cx.dc.expect(w.ResponseTimeout.Duration)
+		data, err := cx.c.Status(s.id.Mailbox, &imap.StatusOptions{UIDValidity: true, UIDNext: true}).Wait()
+		if err != nil {
+			if isClosed(cx.c) {
+				return fmt.Errorf("status %q: %w (%w)", s.id.Mailbox, err, errConnectionLost)
+			}
+			if isNo(err) {
+				s.setState(StateError, mailboxNotFound(s.id.Mailbox, closeMatches(s.id.Mailbox, l.names), err), time.Time{})
+				return nil
+			}
+			return fmt.Errorf("status %q: %w", s.id.Mailbox, err)
 		}
-		if isNo(err) {
-			s.setState(StateError, mailboxNotFound(s.id.Mailbox, closeMatches(s.id.Mailbox, l.names), err), time.Time{})
+		next := uint32(data.UIDNext)
+		current := known && data.UIDValidity == st.UIDValidity && next != 0 && next > st.LastUID &&
+			(next-1 == st.LastUID || next == s.explainedShared)
+		if current {
+			s.setState(mode, nil, time.Time{})
 			return nil
 		}
-		return fmt.Errorf("status %q: %w", s.id.Mailbox, err)
-	}
-	next := uint32(data.UIDNext)
-	current := known && data.UIDValidity == st.UIDValidity && next != 0 && next > st.LastUID &&
-		(next-1 == st.LastUID || next == s.explainedShared)
-	if current {
-		s.setState(mode, nil, time.Time{})
-		return nil
 	}
 	l.cur.Store(s)
 	cx.dc.expect(w.ResponseTimeout.Duration)
