@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,6 +152,52 @@ func TestHabits_mailboxRecreatedWithoutBye(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "UIDVALIDITY changed while connected") {
 		t.Errorf("no warning about the replaced mailbox")
+	}
+}
+
+// Courier keeps a session on a mailbox that was deleted and recreated and
+// never tells it the new UIDVALIDITY, then pushes EXISTS for the new
+// mailbox's mail: the push is checked too, so that mail is recorded under
+// the mailbox's real UIDVALIDITY, not the one the session started with
+// (which a restart would then capture a second time).
+func TestHabits_pushIntoAMailboxReplacedUnderTheSession(t *testing.T) {
+	srv := testimap.StartMem(t, testimap.WithMailboxes("Lists"))
+	srv.Deliver(t, "Lists", msg("before", 1))
+	real := srv.Status(t, "Lists").UIDValidity
+	var old atomic.Bool // the session's EXAMINE sees the old mailbox's number
+	old.Store(true)
+	from, to := fmt.Sprintf("UIDVALIDITY %d", real), fmt.Sprintf("UIDVALIDITY %d", real+100)
+	p := testimap.StartHabitProxy(t, srv.Addr(), testimap.Habits{
+		Rewrite: func(line string) string {
+			if old.Load() {
+				return strings.ReplaceAll(line, from, to)
+			}
+			return line
+		},
+	})
+	out := t.TempDir()
+	cfg := viaProxy(testConfig(srv, out), p)
+	cfg.Accounts[0].Mailboxes = []string{"Lists"}
+	cfg.Watch.IdleRefresh.Duration = 10 * time.Minute // only the push can tell
+	h := start(t, cfg, nil)
+	waitRecords(t, out, 1, 10*time.Second)
+	h.waitState(10*time.Second, watcher.StateIdle)
+	old.Store(false) // replaced: the real UIDVALIDITY from now on
+	srv.Deliver(t, "Lists", msg("after", 2))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		for _, r := range records(t, out) {
+			if r.Subject == "after" {
+				if r.UIDValidity != real {
+					t.Fatalf("mail of the replaced mailbox recorded under uidvalidity %d, the server's is %d", r.UIDValidity, real)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pushed mail was never captured: %v", subjects(records(t, out)))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

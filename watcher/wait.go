@@ -46,13 +46,14 @@ func (s *session) idleLoop(ctx context.Context, cn *conn) error {
 		if err := s.takeRequest(); err != nil {
 			return err
 		}
-		if reason != "mail" {
-			// The server's word is checked, not trusted: a mailbox
-			// replaced under us, or mail IDLE never announced, costs at
-			// most one refresh.
-			if err := s.verifyMailbox(cn); err != nil {
-				return err
-			}
+		// The server's word is checked, not trusted: a mailbox replaced
+		// under us, or mail IDLE never announced, costs at most one
+		// refresh. A push is checked too: Courier moves a session to a
+		// recreated mailbox without a word and then pushes its mail, which
+		// would otherwise be recorded under the old UIDVALIDITY. One
+		// STATUS per push.
+		if err := s.verifyMailbox(cn); err != nil {
+			return err
 		}
 		s.setState(StateSyncing, nil, time.Time{})
 		n, err := s.catchUp(ctx, cn)
