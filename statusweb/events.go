@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"mailtap/record"
 	"mailtap/watcher"
 )
 
@@ -20,8 +21,10 @@ const (
 	// streamThrottle spaces updates, so a backfill of thousands of mails
 	// becomes a few updates a second rather than thousands of repaints.
 	streamThrottle = 150 * time.Millisecond
-	// streamKeepalive is how often an idle stream sends a comment, so
-	// proxies keep it open and a vanished client is noticed.
+	// streamKeepalive is the longest a stream stays silent: after that
+	// long without an event it sends a "ping", so proxies keep it open, a
+	// vanished client is noticed, and the page can tell a stream that went
+	// dead without closing (it gives up after 2.5 intervals).
 	streamKeepalive = 20 * time.Second
 	// streamWriteTimeout bounds each write to a client that stopped reading.
 	streamWriteTimeout = 10 * time.Second
@@ -34,11 +37,41 @@ type capturedJSON struct {
 	Mailboxes []mailboxJSON `json:"mailboxes"`
 }
 
+// pingJSON is the "ping" event: the stream is alive. It also carries what
+// changes without an event (server contact, warnings), so a quiet page
+// does not show a contact ever older than the real one.
+type pingJSON struct {
+	// IntervalMS is the longest silence between events: the page
+	// watchdog's unit.
+	IntervalMS int64         `json:"interval_ms"`
+	Now        string        `json:"now"`
+	Mailboxes  []contactJSON `json:"mailboxes"`
+}
+
+// contactJSON is the part of mailboxJSON that a ping refreshes.
+type contactJSON struct {
+	ID                string   `json:"id"`
+	LastServerContact *apiTime `json:"last_server_contact"`
+	Warning           string   `json:"warning"`
+	WarningAt         *apiTime `json:"warning_at"`
+}
+
+func (s *Server) ping() pingJSON {
+	mbs := s.mailboxes()
+	p := pingJSON{IntervalMS: s.keepalive.Milliseconds(), Now: record.FormatTime(time.Now()), Mailboxes: make([]contactJSON, len(mbs))}
+	for i, mb := range mbs {
+		p.Mailboxes[i] = contactJSON{ID: mb.ID, LastServerContact: mb.LastServerContact, Warning: mb.Warning, WarningAt: mb.WarningAt}
+	}
+	return p
+}
+
 // handleEvents serves GET /api/events as Server-Sent Events:
 //
 //	event: status    the full statusJSON (on connect, on state changes, and
 //	                 after this client lost events)
 //	event: captured  capturedJSON
+//	event: ping      pingJSON, on connect and after every keepalive
+//	                 interval without another event
 //
 // The request's own goroutine reads a hub subscription until the client
 // goes away or the server shuts down.
@@ -71,6 +104,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
 
+	var lastSent time.Time
 	send := func(event string, v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -80,6 +114,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
 			return err
 		}
+		lastSent = time.Now()
 		return rc.Flush()
 	}
 	rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
@@ -90,6 +125,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if err := send("status", s.status()); err != nil {
 		return
 	}
+	// The first ping tells the page the interval before it needs it.
+	if err := send("ping", s.ping()); err != nil {
+		return
+	}
 
 	drained, drainedCancel := context.WithCancel(ctx)
 	drainedCancel() // Next on a done context only returns what is queued
@@ -97,13 +136,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	throttle.Stop()
 	defer throttle.Stop()
 	for {
-		e, err := nextOrKeepalive(ctx, sub)
+		// The ping is due one interval after the last write of any kind,
+		// so events that send nothing cannot hold it back.
+		e, err := nextWithin(ctx, sub, time.Until(lastSent.Add(s.keepalive)))
 		if ctx.Err() != nil {
 			return
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
+			if err := send("ping", s.ping()); err != nil {
 				return
 			}
 			continue
@@ -157,10 +197,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// nextOrKeepalive waits for the next event, or returns
-// context.DeadlineExceeded after streamKeepalive of silence.
-func nextOrKeepalive(ctx context.Context, sub *watcher.Subscription) (watcher.Event, error) {
-	wctx, cancel := context.WithTimeout(ctx, streamKeepalive)
+// nextWithin waits up to d for the next event, or returns
+// context.DeadlineExceeded.
+func nextWithin(ctx context.Context, sub *watcher.Subscription, d time.Duration) (watcher.Event, error) {
+	if d <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	return sub.Next(wctx)
 }

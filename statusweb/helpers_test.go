@@ -41,9 +41,14 @@ type rigConfig struct {
 	opts Options
 	// wrap lets a test put a different Watcher in front of the manager.
 	wrap func(*watcher.Manager) Watcher
+	// keepalive, if set, replaces streamKeepalive.
+	keepalive time.Duration
 }
 
 func withOptions(o Options) rigOption { return func(c *rigConfig) { c.opts = o } }
+
+// withKeepalive shortens the event stream's ping interval.
+func withKeepalive(d time.Duration) rigOption { return func(c *rigConfig) { c.keepalive = d } }
 
 func withWatcher(f func(*watcher.Manager) Watcher) rigOption {
 	return func(c *rigConfig) { c.wrap = f }
@@ -119,6 +124,9 @@ func startRig(t *testing.T, options ...rigOption) *rig {
 	srv, err := New(w, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if rc.keepalive > 0 {
+		srv.keepalive = rc.keepalive // before Serve: no stream reads it yet
 	}
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)

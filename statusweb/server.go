@@ -91,7 +91,8 @@ type Server struct {
 	snap    *Snapshots
 	ownSnap bool // snap is the server's own: Serve feeds it
 
-	streams chan struct{} // semaphore: open SSE streams
+	streams   chan struct{} // semaphore: open SSE streams
+	keepalive time.Duration // longest silence on a stream: streamKeepalive; tests shorten it
 
 	// closing ends when shutdown begins, so that SSE streams (which never
 	// end on their own) let http.Server.Shutdown finish.
@@ -132,7 +133,7 @@ func New(w Watcher, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		w: w, opts: opts, log: opts.Logger, addr: addr, loopback: loopback,
-		streams: make(chan struct{}, maxStreams),
+		streams: make(chan struct{}, maxStreams), keepalive: streamKeepalive,
 	}
 	s.closing, s.beginClosing = context.WithCancel(context.Background())
 	if s.log == nil {

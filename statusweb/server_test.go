@@ -590,6 +590,52 @@ func TestServer_events(t *testing.T) {
 	}
 }
 
+// A quiet stream pings at the keepalive interval, as an event the page's
+// script sees (a comment would not reach it), with the interval and what
+// changes without events.
+func TestServer_eventsPing(t *testing.T) {
+	const interval = 300 * time.Millisecond
+	r := startRig(t, withKeepalive(interval))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", r.base+"/api/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if ev := readEvent(t, br); ev.name != "status" {
+		t.Fatalf("first event = %+v, want status", ev)
+	}
+	var last time.Time
+	for i := range 4 {
+		ev := readEvent(t, br)
+		at := time.Now()
+		if ev.name != "ping" {
+			t.Fatalf("event %d on a quiet stream = %+v, want ping", i+1, ev)
+		}
+		var p pingJSON
+		if err := json.Unmarshal([]byte(ev.data), &p); err != nil {
+			t.Fatalf("ping data %s: %v", ev.data, err)
+		}
+		if p.IntervalMS != interval.Milliseconds() || p.Now == "" {
+			t.Errorf("ping = %s, want interval_ms %d and now", ev.data, interval.Milliseconds())
+		}
+		if len(p.Mailboxes) != 1 || p.Mailboxes[0].ID != inbox || p.Mailboxes[0].LastServerContact == nil {
+			t.Errorf("ping mailboxes = %s, want %s with its last server contact", ev.data, inbox)
+		}
+		// The first comes with the status; then one per interval of
+		// silence: not sooner, and not much later.
+		if i > 0 {
+			if gap := at.Sub(last); gap < interval*8/10 || gap > 5*interval {
+				t.Errorf("ping %d came %s after the previous one; interval %s", i+1, gap, interval)
+			}
+		}
+		last = at
+	}
+}
+
 // Shutdown ends open event streams instead of waiting out the grace period.
 func TestServer_shutdownWithOpenStream(t *testing.T) {
 	mem := testimap.StartMem(t)
