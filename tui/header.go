@@ -106,6 +106,17 @@ func (b *boxState) countCapture(s record.Summary) {
 	}
 }
 
+// watching reports whether a mailbox in state s is connected and watching
+// for mail: by IDLE on its own connection, by NOTIFY on the account's
+// shared one, or by polling. All three are as connected as each other.
+func watching(s watcher.State) bool {
+	switch s {
+	case watcher.StateIdle, watcher.StateNotify, watcher.StatePolling:
+		return true
+	}
+	return false
+}
+
 // badge is the state as words, with the countdown to the next attempt.
 func (b *boxState) badge(now time.Time) string {
 	switch b.state {

@@ -265,11 +265,12 @@ func (m *model) followReconnect() tea.Cmd {
 	}
 	up := len(boxes) > 0
 	for _, b := range boxes {
-		switch b.state {
-		case watcher.StateIdle, watcher.StateNotify, watcher.StatePolling:
-		case watcher.StatePaused:
-			// a paused mailbox does not reconnect: not waited for
-		case watcher.StateAuthFailed, watcher.StateError:
+		switch {
+		case watching(b.state):
+		case b.state == watcher.StatePaused, b.state == watcher.StateStopped:
+			// A paused mailbox does not reconnect, nor does one that is
+			// no longer watched: not waited for.
+		case b.state == watcher.StateAuthFailed, b.state == watcher.StateError:
 			// Failed: the badge and its error say so; the notice steps aside.
 			m.follow, m.notice = nil, ""
 			return nil
