@@ -225,6 +225,20 @@ type reconnectNotice struct {
 	down   bool   // left the watching states since the request
 }
 
+// saw notes a state change of a followed mailbox: events come in batches,
+// and one batch can hold a whole reconnect, down and back up, that the
+// states after the batch no longer show.
+func (f *reconnectNotice) saw(ev watcher.StateChanged) {
+	if f == nil || f.target != "" && f.target != ev.Mailbox.String() {
+		return
+	}
+	switch {
+	case watching(ev.State), ev.State == watcher.StatePaused, ev.State == watcher.StateStopped:
+	default:
+		f.down = true
+	}
+}
+
 // noticeTTL is how long a notice stays; one that follows a reconnect is
 // replaced when the reconnect is over.
 const noticeTTL = 8 * time.Second
@@ -350,6 +364,7 @@ func (m *model) applyEvents(events []watcher.Event) tea.Cmd {
 		switch ev := ev.(type) {
 		case watcher.StateChanged:
 			m.header.box(ev.Mailbox).applyEvent(ev)
+			m.follow.saw(ev)
 			m.accounts[ev.Mailbox.Account] = true
 			stateChanged = true
 		case watcher.Captured:

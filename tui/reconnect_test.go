@@ -44,3 +44,17 @@ func TestReconnectNotice_skipsStoppedAndCountsEveryWatchingState(t *testing.T) {
 		})
 	}
 }
+
+// The bridge batches events: a reconnect that goes down and comes back
+// within one batch (a fast local server) is still reported as done.
+func TestReconnectNotice_wholeCycleInOneBatch(t *testing.T) {
+	id := mbox("acct", "INBOX")
+	st := []watcher.MailboxStatus{{Mailbox: id, State: watcher.StateNotify}, {Mailbox: mbox("acct", "Sent"), State: watcher.StatePolling}}
+	m := update(t, NewModel(newFakeCtrl(), testOptions()), sizeMsg(80, 24), statusMsg{at: testNow, st: st})
+	m.requestReconnect(id.String()) // what r does on a selected INBOX
+	m = update(t, m, controlMsg{verb: "reconnecting", target: id.String()})
+	m = update(t, m, stateEvents(id, watcher.StateReconnecting, watcher.StateConnecting, watcher.StateSyncing, watcher.StateNotify))
+	if got := m.statusLine(); !strings.Contains(got, "acct/INBOX reconnected") {
+		t.Errorf("after a whole reconnect in one batch the status line is %q", got)
+	}
+}
