@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"mailtap/internal/testimap"
+	"mailtap/watcher"
 )
 
 // chromiumPath finds Debian's chromium, or skips the test (fails it when
@@ -388,5 +389,147 @@ func TestBrowser_statusPage(t *testing.T) {
 		}
 	})
 
+	// The network path to mailtap goes dead without closing: no error, no
+	// end of stream, just silence. The page must notice by the missing
+	// pings, and come back when the path does.
+	t.Run("stalled", func(t *testing.T) {
+		const interval = time.Second // the page gives up after 2.5 of these
+		r := startRig(t, withKeepalive(interval))
+		p := startStallProxy(t, strings.TrimPrefix(r.base, "http://"))
+		ctx := b.tab(t)
+		do(t, ctx, "open the page", chromedp.Navigate(p.base()+"/"), badgeIs(inbox, "idle"),
+			waitJS(`document.getElementById('conn').textContent === 'live'`))
+
+		// Quiet but alive: pings keep the page live on its first stream,
+		// for longer than the watchdog's 2.5 intervals.
+		if !eventually(func() bool { return p.pings.Load() >= 4 }) {
+			t.Fatalf("%d pings reached the page in 10s, want 4 at an interval of %s", p.pings.Load(), interval)
+		}
+		if eval[bool](t, ctx, `document.body.classList.contains('stale')`) || p.streams.Load() != 1 {
+			t.Fatalf("a quiet stream with pings was taken for dead (stale %v, %d streams opened)",
+				eval[bool](t, ctx, `document.body.classList.contains('stale')`), p.streams.Load())
+		}
+
+		p.stall()
+		do(t, ctx, "the page notices the silence", waitJS(`document.body.classList.contains('stale')`), badgeIs(inbox, "unknown"))
+		if n := eval[int](t, ctx, `[...document.querySelectorAll('button[data-action]')].filter(b => !b.disabled).length`); n != 0 {
+			t.Errorf("%d control buttons stay clickable on a dead stream", n)
+		}
+		if lost := eval[string](t, ctx, `document.getElementById('lost').hidden ? '' : document.getElementById('lost').textContent`); !strings.Contains(lost, "since") {
+			t.Errorf("the page does not say since when it heard nothing: %q", lost)
+		}
+		if c := eval[string](t, ctx, `document.querySelector('article[data-mailbox="test/INBOX"] dd:nth-of-type(6)').textContent`); strings.Contains(c, "ago") {
+			t.Errorf("server contact still counts (%q) on a dead stream", c)
+		}
+
+		p.resume()
+		do(t, ctx, "restored", waitJS(`!document.body.classList.contains('stale')`), badgeIs(inbox, "idle"),
+			waitJS(`document.getElementById('lost').hidden`),
+			waitJS(`document.getElementById('conn').textContent === 'live'`),
+			waitJS(`!document.querySelector('button[data-action="pause"][data-mailbox="test/INBOX"]').disabled`))
+	})
+
+	// A warning from the server cross-check, the last server contact, and
+	// the other connected states.
+	t.Run("warning and contact", func(t *testing.T) {
+		var d *dressed
+		r := startRig(t, withKeepalive(500*time.Millisecond),
+			withWatcher(func(m *watcher.Manager) Watcher { d = &dressed{Manager: m}; return d }))
+		contact := time.Now().Add(-5 * time.Second).UTC()
+		d.set(func(d *dressed) { d.contact = contact })
+		ctx := b.tab(t)
+		do(t, ctx, "open the page", chromedp.Navigate(r.base+"/"), badgeIs(inbox, "idle"))
+		const card = `document.querySelector('article[data-mailbox="test/INBOX"] `
+		if !eval[bool](t, ctx, card+`.warn').hidden`) {
+			t.Error("a warning line shows without a warning")
+		}
+
+		// Contact: relative, counting with the tick, absolute UTC in the title.
+		secs := `parseInt(` + card + `dd:nth-of-type(6)').textContent)`
+		do(t, ctx, "server contact shown", waitJS(card+`dd:nth-of-type(6)').textContent.match(/^\d+s ago$/)`))
+		first := eval[int](t, ctx, secs)
+		if first < 4 || first > 30 {
+			t.Errorf("server contact 5 s ago shown as %q", eval[string](t, ctx, card+`dd:nth-of-type(6)').textContent`))
+		}
+		do(t, ctx, "server contact counts on", waitJS(fmt.Sprintf(`%s > %d`, secs, first)))
+		want := contact.Format("2006-01-02 15:04:05") + " UTC"
+		if title := eval[string](t, ctx, card+`dd:nth-of-type(6)').title`); title != want {
+			t.Errorf("server contact title = %q, want %q", title, want)
+		}
+		if dt := eval[string](t, ctx, card+`dt:nth-of-type(6)').textContent`); dt != "Server contact" {
+			t.Errorf("sixth row is labelled %q", dt)
+		}
+
+		// A warning set without any event reaches the page with the next
+		// ping, visibly.
+		const warning = "the catch-up query UID FETCH 6:* found no message, but the server's UIDNEXT is 9"
+		warnedAt := time.Now().UTC()
+		d.set(func(d *dressed) { d.warning, d.warningAt = warning, warnedAt })
+		do(t, ctx, "warning shown", waitJS(card+`.warn').textContent.includes("UIDNEXT is 9")`))
+		if !eval[bool](t, ctx, `(() => { const w = `+card+`.warn'); return !w.hidden && w.offsetHeight > 0 && getComputedStyle(w).display !== 'none'; })()`) {
+			t.Error("the warning line is not visible")
+		}
+		if title := eval[string](t, ctx, card+`.warn').title`); !strings.Contains(title, warnedAt.Format("2006-01-02 15:04")) || !strings.HasSuffix(title, "UTC") {
+			t.Errorf("warning title = %q, want when it was seen, in UTC", title)
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		saveScreenshot(t, "status-page-warning.png", png)
+
+		// notify and polling are connected, watching states: shown like
+		// idle, by name, with what they mean in the tooltip.
+		idleColor := eval[string](t, ctx, `getComputedStyle(`+card+`.badge')).color`)
+		for _, st := range []watcher.State{watcher.StateNotify, watcher.StatePolling} {
+			d.set(func(d *dressed) { d.state = st })
+			do(t, ctx, "reload as "+string(st), chromedp.Reload(), badgeIs(inbox, string(st)))
+			if c := eval[string](t, ctx, `getComputedStyle(`+card+`.badge')).color`); c != idleColor {
+				t.Errorf("%s badge colour %s, idle's is %s", st, c, idleColor)
+			}
+			if title := eval[string](t, ctx, card+`.badge').title`); !strings.Contains(title, "connected and watching") {
+				t.Errorf("%s badge title = %q", st, title)
+			}
+			if !eval[bool](t, ctx, card+`.err').hidden`) {
+				t.Errorf("%s shows an error line", st)
+			}
+		}
+	})
+
 	b.checkConsole(t)
+}
+
+// dressed is the manager with parts of its status replaced, for states
+// and warnings the in-memory server cannot provoke.
+type dressed struct {
+	*watcher.Manager
+	mu        sync.Mutex
+	state     watcher.State // "": the real one
+	contact   time.Time
+	warning   string
+	warningAt time.Time
+}
+
+func (d *dressed) set(f func(*dressed)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f(d)
+}
+
+func (d *dressed) Status() []watcher.MailboxStatus {
+	sts := d.Manager.Status()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range sts {
+		if d.state != "" {
+			sts[i].State = d.state
+		}
+		if !d.contact.IsZero() {
+			sts[i].LastServerContact = d.contact
+		}
+		if d.warning != "" {
+			sts[i].Warning, sts[i].WarningAt = d.warning, d.warningAt
+		}
+	}
+	return sts
 }

@@ -58,9 +58,27 @@ function ago(iso) {
   return iso ? clock(iso) + ' (' + span(now() - Date.parse(iso)) + ' ago)' : 'none this run';
 }
 
+// utc is an API time (RFC 3339 UTC) as "2006-01-02 15:04:05 UTC".
+const utc = (iso) => iso ? iso.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC') : '';
+
 // ---- rendering -----------------------------------------------------------
 
 const STATES = ['connecting', 'syncing', 'idle', 'notify', 'polling', 'paused', 'reconnecting', 'auth_failed', 'error', 'stopped'];
+// The badge shows the state's name (the TUI's, the API's and the metrics'
+// too); its tooltip says what it means. idle, notify and polling are the
+// connected, watching states, and look alike.
+const MEANING = {
+  connecting: 'connecting to the server',
+  syncing: 'connected, capturing new mail',
+  idle: 'connected and watching: the server announces new mail (IDLE)',
+  notify: "connected and watching: the server announces new mail on the account's shared connection (NOTIFY)",
+  polling: 'connected and watching: mailtap asks the server every poll_interval',
+  paused: 'paused from the TUI or this page; resume to capture again',
+  reconnecting: 'the connection failed; retrying',
+  auth_failed: 'the server refused the login; retrying slowly',
+  error: 'failed; see the error',
+  stopped: 'not running',
+};
 
 function card(id) {
   let c = cards.get(id);
@@ -72,6 +90,7 @@ function card(id) {
   c.badge = el('span', 'badge');
   h.append(c.badge);
   c.err = el('p', 'err');
+  c.warn = el('p', 'warn');
   const dl = el('dl');
   const row = (label) => {
     dl.append(el('dt', '', label));
@@ -84,14 +103,27 @@ function card(id) {
   c.errors = row('Connection errors');
   c.last = row('Last capture');
   c.uid = row('Checkpoint');
+  c.contact = row('Server contact');
   const acts = el('div', 'actions');
   c.pause = button('pause', id, 'Pause');
   c.resume = button('resume', id, 'Resume');
   c.reconnect = button('reconnect', id, 'Reconnect');
   acts.append(c.pause, c.resume, c.reconnect);
-  c.root.append(h, c.err, dl, acts);
+  c.root.append(h, c.err, c.warn, dl, acts);
   cards.set(id, c);
   return c;
+}
+
+// renderWarning shows the latest sign that the server's word was wrong
+// (the catch-up cross-check, UIDNEXT going backwards). It stays until a
+// newer one replaces it: the mail it concerns may have been captured since,
+// but the server's habit has not changed.
+function renderWarning(c, m) {
+  c.warn.hidden = !m.warning;
+  if (!m.warning) return;
+  const label = el('strong', '', 'Warning' + (m.warning_at ? ' (' + clock(m.warning_at) + ')' : '') + ': ');
+  c.warn.replaceChildren(label, document.createTextNode(m.warning));
+  c.warn.title = m.warning_at ? 'seen ' + utc(m.warning_at) : '';
 }
 
 function renderMailboxes() {
@@ -103,9 +135,11 @@ function renderMailboxes() {
     const state = STATES.includes(m.state) ? m.state : 'stopped';
     c.badge.className = 'badge s-' + (lostAt ? 'unknown' : state);
     c.badge.textContent = lostAt ? 'unknown' : m.state.replace('_', ' ');
-    c.badge.title = lostAt ? 'last known: ' + m.state.replace('_', ' ') : '';
+    c.badge.title = lostAt ? 'last known: ' + m.state.replace('_', ' ') : (MEANING[m.state] || '');
     c.err.textContent = m.error || '';
     c.err.hidden = !m.error;
+    renderWarning(c, m);
+    c.contact.dataset.at = m.last_server_contact || '';
     c.retry.dataset.until = m.next_retry || '';
     c.counts.textContent = m.captured + ' this run · ' + (m.malformed || 0) + ' malformed';
     c.errors.textContent = m.errors + (m.errors === 1 ? ' failed connection' : ' failed connections');
@@ -138,11 +172,15 @@ function renderMailboxes() {
 function tick() {
   for (const c of cards.values()) {
     const until = c.retry.dataset.until;
+    const contact = c.contact.dataset.at;
+    c.contact.title = contact ? utc(contact) : '';
     if (lostAt) {
       c.retry.textContent = '—';
       c.last.textContent = c.last.dataset.at ? clock(c.last.dataset.at) : 'none this run';
+      c.contact.textContent = contact ? clock(contact) : 'none this run';
       continue;
     }
+    c.contact.textContent = contact ? span(now() - Date.parse(contact)) + ' ago' : 'none this run';
     if (!until) c.retry.textContent = '—';
     else {
       const left = Date.parse(until) - now();
@@ -242,6 +280,20 @@ function renderSinks(list) {
   }
 }
 
+// applyPing takes a ping's interval, clock and what changed without an
+// event: each mailbox's server contact and warning.
+function applyPing(p) {
+  if (p.interval_ms > 0) pingMs = p.interval_ms;
+  if (p.now) skew = Date.parse(p.now) - Date.now();
+  const byId = new Map((p.mailboxes || []).map((m) => [m.id, m]));
+  for (const m of mailboxes) {
+    const u = byId.get(m.id);
+    if (u) Object.assign(m, { last_server_contact: u.last_server_contact, warning: u.warning, warning_at: u.warning_at });
+  }
+  lostAt = null;
+  renderMailboxes();
+}
+
 function applyCaptured(c) {
   const have = new Set(recent.map((r) => r.id));
   const fresh = (c.items || []).filter((r) => !have.has(r.id));
@@ -260,10 +312,42 @@ function applyCaptured(c) {
 
 let pollTimer = 0;
 let live = false; // the event stream is delivering
+let es = null; // the event stream
+let fallbackTimer = 0;
+let retryTimer = 0;
+// The server sends an event at least every pingMs (it says how long in
+// each ping). After STALL_FACTOR times that with none, the stream is taken
+// for dead even though it did not close: a network path can go silent
+// without either end noticing for many minutes.
+let pingMs = 20000;
+const STALL_FACTOR = 2.5;
+let watchdog = 0;
+
+function heard() {
+  clearTimeout(watchdog);
+  watchdog = setTimeout(stalled, pingMs * STALL_FACTOR);
+}
+
+// stalled: a stream the page relied on went silent, so the page goes grey;
+// a fresh stream replaces the silent one and polling covers the gap (and
+// restores the page if only the stream's path died). The watchdog runs
+// again for the new stream, so a path that stays dead is retried every
+// STALL_FACTOR intervals. A stream that never opened (a buffering proxy)
+// is retried too, without greying a page that polling keeps current.
+function stalled() {
+  if (live) {
+    live = false;
+    markLost();
+  }
+  connect();
+  startPolling();
+}
 
 async function poll() {
   try {
-    const r = await fetch('/api/status', { cache: 'no-store' });
+    // A poll on a dead path must not hang: it fails, and the page says so.
+    const signal = AbortSignal.timeout ? AbortSignal.timeout(POLL_MS * 2) : undefined;
+    const r = await fetch('/api/status', { cache: 'no-store', signal });
     if (!r.ok) throw new Error(r.status);
     const s = await r.json();
     if (live) return; // the stream took over meanwhile and is newer
@@ -286,28 +370,42 @@ function stopPolling() {
 }
 
 function connect() {
+  clearTimeout(fallbackTimer);
+  clearTimeout(retryTimer);
+  if (es) es.close();
   if (!window.EventSource) {
     startPolling();
     return;
   }
-  const es = new EventSource('/api/events');
+  const src = new EventSource('/api/events');
+  es = src;
   // A stream that never opens (a buffering proxy) or that the server
   // refused for good is replaced by polling; the browser keeps retrying a
   // stream that merely broke, and polling covers the gap meanwhile.
-  const fallback = setTimeout(startPolling, 5000);
-  es.addEventListener('status', (e) => {
-    clearTimeout(fallback);
+  fallbackTimer = setTimeout(startPolling, 5000);
+  heard(); // a stream that never delivers counts as stalled too
+  src.addEventListener('status', (e) => {
+    heard();
+    clearTimeout(fallbackTimer);
     stopPolling();
     live = true;
     setConn('live', 'live');
     applyStatus(JSON.parse(e.data));
   });
-  es.addEventListener('captured', (e) => applyCaptured(JSON.parse(e.data)));
-  es.onerror = () => {
+  src.addEventListener('captured', (e) => {
+    heard();
+    applyCaptured(JSON.parse(e.data));
+  });
+  src.addEventListener('ping', (e) => {
+    heard();
+    applyPing(JSON.parse(e.data));
+  });
+  src.onerror = () => {
     live = false;
-    if (es.readyState === EventSource.CLOSED) {
+    if (src.readyState === EventSource.CLOSED) {
+      clearTimeout(watchdog); // polling watches now
       startPolling();
-      setTimeout(connect, 30000); // try the stream again later
+      retryTimer = setTimeout(connect, 30000); // try the stream again later
     } else {
       // Polling tells a broken stream (the status still answers) from
       // mailtap gone (it does not: markLost).
