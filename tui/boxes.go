@@ -332,10 +332,7 @@ func (p *boxPanel) renderDetail(b *strings.Builder, bx *boxState, lines int, now
 		head += fmt.Sprintf("%scheckpoint uid %d (validity %d)", g.Sep, bx.lastUID, bx.uidValidity)
 	}
 	b.WriteString(st.Section.Render(pad(truncate(head, width, g.Ellipsis), width)))
-	text := "No error."
-	if bx.err != "" {
-		text = "Last error: " + bx.err
-	}
+	text, failing := p.errorText(bx)
 	wrapped := wrapLines(text, max(width-2, 10))
 	for i := range lines - 1 {
 		b.WriteString("\n")
@@ -344,11 +341,38 @@ func (p *boxPanel) renderDetail(b *strings.Builder, bx *boxState, lines int, now
 			if i == lines-2 && len(wrapped) > lines-1 {
 				l = truncate(l, width-3, g.Ellipsis) + g.Ellipsis
 			}
-			if bx.err != "" {
+			if failing {
 				p.paint.errText.to(b, " "+l)
 			} else {
 				p.paint.counter.to(b, " "+l)
 			}
 		}
 	}
+}
+
+// errorText is the panel's word on the selected mailbox's errors: the
+// current one, or the last one and that it recovered (the CONN ERR counter
+// goes on counting it), or that the counted failures came before this
+// monitor started. failing reports a current error.
+func (p *boxPanel) errorText(bx *boxState) (text string, failing bool) {
+	at := func() string {
+		if bx.lastErrAt.IsZero() {
+			return ""
+		}
+		return " " + bx.lastErrAt.In(p.loc).Format("15:04:05")
+	}
+	switch {
+	case bx.err != "" && bx.err == bx.lastErr:
+		return "Last error" + at() + ": " + bx.err, true
+	case bx.err != "":
+		return "Last error: " + bx.err, true
+	case bx.lastErr != "" && watching(bx.state):
+		return "Last error" + at() + ", recovered: " + bx.lastErr, false
+	case bx.lastErr != "":
+		return "Last error" + at() + ": " + bx.lastErr, false
+	case bx.errors > 0:
+		return plural(int(bx.errors), "failed connection attempt", "failed connection attempts") +
+			" before this monitor started; none since.", false
+	}
+	return "No error.", false
 }

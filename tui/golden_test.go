@@ -152,6 +152,10 @@ func TestGolden(t *testing.T) {
 			frames["screen_detail_raw"] = detailed("o").View().Content
 			frames["screen_boxes"] = fresh("tab", "down").View().Content
 			frames["screen_boxes_filtering"] = fresh("tab", "/", "w", "o").View().Content
+			// work/INBOX back: its last error stays in the panel, marked recovered.
+			frames["screen_boxes_recovered"] = update(t, fresh(), eventsMsg{events: []watcher.Event{watcher.StateChanged{
+				Mailbox: mbox("work", "INBOX"), State: watcher.StateIdle, At: testNow.Add(5 * time.Second)}}},
+				press("tab"), press("down")).View().Content
 			frames["screen_detail_error"] = update(t, fresh("down", "down", "enter"),
 				detailMsg{path: detailPath, err: fmt.Errorf("open %s: no such file or directory", detailPath)}).View().Content
 

@@ -22,10 +22,15 @@ type boxState struct {
 	label string // sanitized "account/mailbox"
 
 	state   watcher.State
-	err     string // sanitized
+	err     string // sanitized; the current state's error, "" once recovered
 	next    time.Time
 	stateAt time.Time // time of the event or snapshot the state came from
 	since   time.Time // when the state was entered, as the watcher says
+
+	// The last error this monitor saw, kept after recovery, and when it
+	// happened: what the CONN ERR counter counted.
+	lastErr   string // sanitized
+	lastErrAt time.Time
 
 	uidValidity, lastUID uint32 // checkpoint, from the snapshot
 
@@ -52,6 +57,7 @@ func newBoxState(id watcher.MailboxID) *boxState {
 
 // applyEvent takes a StateChanged unless a newer snapshot already covers it.
 func (b *boxState) applyEvent(ev watcher.StateChanged) {
+	b.noteErr(ev.Err, ev.At) // even from a stale event: a snapshot only has the current error
 	if ev.At.Before(b.stateAt) {
 		return
 	}
@@ -71,7 +77,21 @@ func (b *boxState) applySnapshot(st watcher.MailboxStatus, at time.Time) {
 	if !at.Before(b.stateAt) {
 		b.state, b.err, b.next, b.stateAt = st.State, sanitizeLine(st.Err), st.NextRetry, at
 		b.since = st.Since
+		when := st.Since // the error is the state's: it happened when the state was entered
+		if when.IsZero() {
+			when = at
+		}
+		b.noteErr(st.Err, when)
 	}
+}
+
+// noteErr keeps err (raw) as the last error, seen at at, unless a later
+// one is already kept.
+func (b *boxState) noteErr(err string, at time.Time) {
+	if err == "" || at.Before(b.lastErrAt) {
+		return
+	}
+	b.lastErr, b.lastErrAt = sanitizeLine(err), at
 }
 
 // countLive counts a record captured this run, seen as an event.
