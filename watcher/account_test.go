@@ -76,6 +76,7 @@ func TestAccount_budgetSharedPolling(t *testing.T) {
 	cfg := testConfig(srv, out)
 	cfg.Accounts[0].Mailboxes = boxes
 	cfg.Accounts[0].MaxConnections = 2
+	cfg.Watch.IdleRefresh.Duration = time.Hour // a missing mailbox must not wait for it
 	h := start(t, cfg, nil)
 
 	want := map[string]watcher.State{"INBOX": watcher.StateIdle, "A": watcher.StatePolling, "B": watcher.StatePolling,
@@ -97,6 +98,11 @@ func TestAccount_budgetSharedPolling(t *testing.T) {
 
 	srv.DeleteMailbox(t, "C")
 	waitNotFound(t, h, "C")
+	for _, st := range h.m.Status() {
+		if st.Mailbox.Mailbox == "C" && st.NextRetry.IsZero() {
+			t.Error("the missing mailbox shows no next retry")
+		}
+	}
 	srv.Deliver(t, "D", msg("after C went", 30))
 	waitUntil(t, h, "the others go on", 10*time.Second, func() bool {
 		return subjects(records(t, out))["after C went"]

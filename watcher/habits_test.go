@@ -362,14 +362,7 @@ func TestHabits_baselineWithoutSearchAll(t *testing.T) {
 			if s := subjects(recs); len(s) != 1 || !s["new"] {
 				t.Errorf("captured %v, want only the new mail", s)
 			}
-			// The record is visible a moment before its checkpoint commits.
-			deadline := time.Now().Add(5 * time.Second)
-			for st, _ := h.store.State("acct", "INBOX"); st.LastUID != 5; st, _ = h.store.State("acct", "INBOX") {
-				if time.Now().After(deadline) {
-					t.Fatalf("checkpoint %d, want 5", st.LastUID)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			h.waitCheckpoint(t, "INBOX", 5)
 			for _, c := range p.Commands() {
 				up := strings.ToUpper(c)
 				if strings.Contains(up, " SEARCH") && !(esearch && strings.Contains(up, "RETURN (MAX)")) {

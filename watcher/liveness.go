@@ -114,6 +114,25 @@ func (s *session) idleUnreliable(n int, reason string) {
 	}
 }
 
+// notifyMissed is idleUnreliable for a mailbox watched by NOTIFY: the
+// sweep found mail the server never announced. Dovecot does not announce
+// mail another program put straight into its Maildir (measured), so the
+// words name that cause and the bound.
+func (s *session) notifyMissed(n int) {
+	s.idleMiss++
+	attrs := []any{"messages", n, "misses", s.idleMiss, "announced", s.idlePush}
+	switch {
+	case s.idleMiss == 1 && s.idlePush > 0:
+		s.log.Info("the sweep found mail that NOTIFY had not announced (yet)", attrs...)
+	case s.idleMiss == 1 || (s.idleMiss == 2 && s.idlePush > 0):
+		s.log.Warn("NOTIFY proved unreliable: the sweep found mail the server never announced "+
+			"(mail put into the mailbox files by another program is not announced by Dovecot); "+
+			"such mail takes up to the sweep interval, min(poll_interval, idle_refresh), to arrive", attrs...)
+	default:
+		s.log.Debug("NOTIFY missed mail again", attrs...)
+	}
+}
+
 // contactLimit is how long a connected mailbox may go without a byte from
 // the server before /readyz fails: twice the longest silence a healthy
 // session allows (one refresh or poll plus one response timeout).

@@ -34,8 +34,9 @@ type sharedLane struct {
 	delims   map[string]rune // LIST: server name → delimiter
 	names    []string        // LIST: every selectable name, for suggestions
 	notify   bool
-	planned  int       // the budget limit the plan was made for
-	listedAt time.Time // the last LIST
+	planned  int               // the budget limit the plan was made for
+	listedAt time.Time         // the last LIST
+	missing  map[*session]bool // mailboxes the server does not have now
 }
 
 // allPaused reports whether no served mailbox needs a check.
@@ -109,7 +110,7 @@ func (l *sharedLane) setAll(state State, err error, next time.Time) {
 }
 
 func (a *account) runShared(ctx context.Context) {
-	l := &sharedLane{a: a, dirty: make(chan struct{}, 1), pending: map[string]statusNews{}}
+	l := &sharedLane{a: a, dirty: make(chan struct{}, 1), pending: map[string]statusNews{}, missing: map[*session]bool{}}
 	l.served = a.list() // until the first plan, every mailbox waits on it
 	w := &a.m.cfg.Watch
 	net := newBackoff(time.Second, w.MaxBackoff.Duration)
@@ -297,7 +298,7 @@ func (l *sharedLane) serve(ctx context.Context, ok func()) error {
 			if !all && !announced {
 				continue
 			}
-			if err := l.check(ctx, cx, s, news); err != nil {
+			if err := l.check(ctx, cx, s, news, announced); err != nil {
 				return err
 			}
 		}
@@ -318,7 +319,9 @@ func (l *sharedLane) serve(ctx context.Context, ok func()) error {
 		// mailboxes and every idle_refresh otherwise; NOOP only when
 		// nothing else would be said.
 		if reason == "refresh" {
-			listDue := a.patterns || time.Since(l.listedAt) >= w.IdleRefresh.Duration
+			// While a mailbox is missing, LIST at every refresh: it is
+			// found again within one refresh of coming back.
+			listDue := a.patterns || len(l.missing) > 0 || time.Since(l.listedAt) >= w.IdleRefresh.Duration
 			if !listDue && l.allPaused() {
 				dc.expect(w.ResponseTimeout.Duration)
 				if err := c.Noop().Wait(); err != nil {
@@ -384,6 +387,11 @@ func (l *sharedLane) replan(ctx context.Context) (idle bool) {
 	}
 	for _, s := range l.served {
 		s.contactVia.Store(&l.contact)
+	}
+	for s := range l.missing {
+		if !slices.Contains(l.served, s) {
+			delete(l.missing, s)
+		}
 	}
 	l.mark("")
 	return len(l.served) == 0
@@ -479,7 +487,8 @@ func (l *sharedLane) serverName(mailbox string) (string, bool) {
 // that mailbox alone (not found, disk) become its state; an error of the
 // connection is returned. news is an announcement not explained by the
 // checkpoint: it already says there is new mail, so no STATUS is asked.
-func (l *sharedLane) check(ctx context.Context, cx *sharedConn, s *session, news statusNews) error {
+// announced tells a check the server asked for from one of the sweep.
+func (l *sharedLane) check(ctx context.Context, cx *sharedConn, s *session, news statusNews, announced bool) error {
 	w := &l.a.m.cfg.Watch
 	mode := StatePolling
 	if l.notify {
@@ -494,7 +503,7 @@ func (l *sharedLane) check(ctx context.Context, cx *sharedConn, s *session, news
 		return err
 	}
 	if _, found := l.serverName(s.id.Mailbox); !found {
-		s.setState(StateError, mailboxNotFound(s.id.Mailbox, closeMatches(s.id.Mailbox, l.names), nil), time.Time{})
+		l.notFound(s, nil)
 		return nil
 	}
 	if news.uidNext == 0 {
@@ -506,7 +515,7 @@ func (l *sharedLane) check(ctx context.Context, cx *sharedConn, s *session, news
 				return fmt.Errorf("status %q: %w (%w)", s.id.Mailbox, err, errConnectionLost)
 			}
 			if isNo(err) {
-				s.setState(StateError, mailboxNotFound(s.id.Mailbox, closeMatches(s.id.Mailbox, l.names), err), time.Time{})
+				l.notFound(s, err)
 				return nil
 			}
 			return fmt.Errorf("status %q: %w", s.id.Mailbox, err)
@@ -536,8 +545,16 @@ func (l *sharedLane) check(ctx context.Context, cx *sharedConn, s *session, news
 	if err := s.initCheckpoint(ctx, cn, sel); err != nil {
 		return l.mailboxError(cx, s, err)
 	}
-	if _, err := s.catchUp(ctx, cn); err != nil {
+	n, err := s.catchUp(ctx, cn)
+	if err != nil {
 		return l.mailboxError(cx, s, err)
+	}
+	switch {
+	case !l.notify:
+	case announced:
+		s.idlePush++
+	case n > 0:
+		s.notifyMissed(n)
 	}
 	if now, _ := l.a.m.store.State(s.id.Account, s.id.Mailbox); cn.uidNext > 0 && now.LastUID < cn.uidNext-1 {
 		// The gap above the checkpoint is expunged mail (catchUp's cross-
@@ -559,8 +576,26 @@ func (l *sharedLane) check(ctx context.Context, cx *sharedConn, s *session, news
 		}
 		l.cur.Store(nil)
 	}
+	delete(l.missing, s)
 	s.setState(mode, nil, time.Time{})
 	return nil
+}
+
+// refreshEvery is how often every served mailbox is checked without an
+// announcement: poll_interval, and with NOTIFY at most idle_refresh.
+func (l *sharedLane) refreshEvery() time.Duration {
+	w := &l.a.m.cfg.Watch
+	if l.notify {
+		return min(w.PollInterval.Duration, w.IdleRefresh.Duration)
+	}
+	return w.PollInterval.Duration
+}
+
+// notFound makes a mailbox the server does not have a visible error,
+// retried (LIST, then STATUS) at every refresh.
+func (l *sharedLane) notFound(s *session, cause error) {
+	l.missing[s] = true
+	s.setState(StateError, mailboxNotFound(s.id.Mailbox, closeMatches(s.id.Mailbox, l.names), cause), time.Now().Add(l.refreshEvery()))
 }
 
 // mailboxError keeps an error of one mailbox from ending the connection
@@ -574,7 +609,14 @@ func (l *sharedLane) mailboxError(cx *sharedConn, s *session, err error) error {
 	case errors.Is(err, errMailboxReplaced):
 		l.mark(s.id.Mailbox) // EXAMINE again next round
 		return nil
-	case errors.Is(err, ErrMailboxNotFound), errors.As(err, &se):
+	case errors.Is(err, ErrMailboxNotFound):
+		s.mu.Lock()
+		s.status.Errors++
+		s.mu.Unlock()
+		l.missing[s] = true
+		s.setState(StateError, err, time.Now().Add(l.refreshEvery()))
+		return nil
+	case errors.As(err, &se):
 		s.mu.Lock()
 		s.status.Errors++
 		s.mu.Unlock()
@@ -599,10 +641,7 @@ func (l *sharedLane) wait(ctx context.Context, cx *sharedConn) (string, error) {
 	// Maildir (measured: TestBenchScale's drops), so each mailbox's STATUS
 	// is still asked every poll_interval; NOTIFY makes the common case
 	// immediate, the sweep bounds the rest.
-	refresh := w.PollInterval.Duration
-	if l.notify {
-		refresh = min(refresh, w.IdleRefresh.Duration)
-	}
+	refresh := l.refreshEvery()
 	var idle *imapclient.IdleCommand
 	if l.notify {
 		cx.dc.expect(timeout)

@@ -118,6 +118,23 @@ func (h *harness) waitState(timeout time.Duration, states ...watcher.State) watc
 
 // eachRecord decodes every record file under out (outside .mailtap),
 // suffixed ones (~N) included, and hands it to fn.
+// waitCheckpoint waits for mailbox's checkpoint to reach uid: a record is
+// visible a moment before the checkpoint that makes it durable commits.
+func (h *harness) waitCheckpoint(t *testing.T, mailbox string, uid uint32) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, _ := h.store.State("acct", mailbox)
+		if st.LastUID == uid {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint of %s: last_uid %d, want %d", mailbox, st.LastUID, uid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func eachRecord(t *testing.T, out string, fn func(path string, r record.Record)) {
 	t.Helper()
 	filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
@@ -201,10 +218,7 @@ func TestWatcher_backfillThenIdle(t *testing.T) {
 	if !subjects(recs)["new while idle"] {
 		t.Errorf("new mail not captured: %v", subjects(recs))
 	}
-	st, _ := h.store.State("acct", "INBOX")
-	if st.LastUID != 4 {
-		t.Errorf("checkpoint last_uid = %d, want 4", st.LastUID)
-	}
+	h.waitCheckpoint(t, "INBOX", 4)
 	// A Captured event was published for each.
 	seen := 0
 	for seen < 4 {
