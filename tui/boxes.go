@@ -45,9 +45,11 @@ func (p *boxPanel) setSize(width, height int) {
 	p.keepVisible()
 }
 
-// boxKey is what the filter matches: the name and the state as shown.
-func boxKey(b *boxState) string {
-	return strings.ToLower(b.label + "\n" + string(b.state))
+// boxKey is what the filter matches: the name, the state as its badge
+// shows it ("auth failed, retry in 29m59s") and as the watcher names it
+// ("auth_failed", what the status page and the API show).
+func boxKey(b *boxState, now time.Time) string {
+	return strings.ToLower(b.label + "\n" + b.badge(now) + "\n" + string(b.state))
 }
 
 // view is the visible sequence: every mailbox in config order, or those
@@ -58,8 +60,9 @@ func (p *boxPanel) view() []*boxState {
 		return p.header.boxes
 	}
 	p.matches = p.matches[:0]
+	now := p.now()
 	for _, b := range p.header.boxes {
-		if strings.Contains(boxKey(b), p.filter) {
+		if strings.Contains(boxKey(b, now), p.filter) {
 			p.matches = append(p.matches, b)
 		}
 	}

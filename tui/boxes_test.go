@@ -55,3 +55,22 @@ func TestBoxPanel_errorsBeforeTheMonitorStarted(t *testing.T) {
 		t.Errorf("panel of a mailbox with earlier errors:\n%s", s)
 	}
 }
+
+// The panel's filter matches the state as its badge shows it ("auth
+// failed", "retry in"), not only the raw state ("auth_failed").
+func TestBoxPanel_filterMatchesBadgeText(t *testing.T) {
+	st := boxStatuses(20)
+	st[7].State, st[7].Err, st[7].NextRetry = watcher.StateAuthFailed, "login: authentication failed", testNow.Add(29*time.Minute)
+	m := update(t, NewModel(newFakeCtrl(), testOptions()), sizeMsg(80, 24), statusMsg{at: testNow, st: st}, press("tab"))
+	for _, f := range []string{"auth f", "auth_failed", "retry in 29m"} {
+		m.boxes.setFilter(f)
+		v := m.boxes.view()
+		if len(v) != 1 || v[0].id != st[7].Mailbox {
+			var names []string
+			for _, b := range v {
+				names = append(names, b.label)
+			}
+			t.Errorf("filter %q matches %v; want only %s", f, names, st[7].Mailbox)
+		}
+	}
+}
