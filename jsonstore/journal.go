@@ -208,7 +208,9 @@ func (j *journal) append(out, account, mailbox string, uidValidity uint32, cp Ma
 	}
 	var buf bytes.Buffer
 	seq := j.next.Seq
-	now := time.Now().UTC()
+	// Milliseconds, as record.TimeLayout writes it: the envelope then
+	// carries exactly the time replay --since compares.
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	var added []uint32
 	for _, s := range sums {
 		if set[s.UID] {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"mailtap/jsonstore"
+	"mailtap/record"
 )
 
 // EventCaptured is the only event so far.
@@ -15,20 +16,30 @@ const EventCaptured = "message.captured"
 
 // Envelope is what a sink receives: the record and where it is.
 type Envelope struct {
-	Event       string    `json:"event"`
-	ID          string    `json:"id"`   // also the Idempotency-Key
-	Path        string    `json:"path"` // of the record file, relative to the output dir
-	Account     string    `json:"account"`
-	Mailbox     string    `json:"mailbox"`
-	UIDValidity uint32    `json:"uid_validity"`
-	UID         uint32    `json:"uid"`
-	CommittedAt time.Time `json:"committed_at"`
-	Summary     Summary   `json:"summary"`
+	Event       string  `json:"event"`
+	ID          string  `json:"id"`   // also the Idempotency-Key
+	Path        string  `json:"path"` // of the record file, relative to the output dir
+	Account     string  `json:"account"`
+	Mailbox     string  `json:"mailbox"`
+	UIDValidity uint32  `json:"uid_validity"`
+	UID         uint32  `json:"uid"`
+	CommittedAt Time    `json:"committed_at"`
+	Summary     Summary `json:"summary"`
 	// Record is the record file as written, or null when it is larger than
 	// the sink's max_body_bytes; RecordOmitted then says so and the
 	// receiver reads the file at Path.
 	Record        json.RawMessage `json:"record"`
 	RecordOmitted string          `json:"record_omitted,omitempty"`
+}
+
+// Time is a time as the envelope writes it: record.TimeLayout in UTC, the
+// format of every time in records and the API, so a receiver parses one
+// form (and compares them as strings).
+type Time struct{ time.Time }
+
+// MarshalJSON writes t in record.TimeLayout, in UTC.
+func (t Time) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + record.FormatTime(t.Time) + `"`), nil
 }
 
 // Summary is the part of a record a receiver needs to route it without
@@ -46,7 +57,7 @@ const envelopeOverhead = 2048
 // memory between deliveries) and wraps it, keeping the body under max.
 func buildEnvelope(out string, e jsonstore.JournalEntry, max int64) ([]byte, error) {
 	env := Envelope{Event: EventCaptured, ID: e.ID, Path: e.Path, Account: e.Account, Mailbox: e.Mailbox,
-		UIDValidity: e.UIDValidity, UID: e.UID, CommittedAt: e.CommittedAt,
+		UIDValidity: e.UIDValidity, UID: e.UID, CommittedAt: Time{e.CommittedAt},
 		Summary: Summary{From: e.From, Subject: e.Subject, Size: e.Size}}
 	file := filepath.Join(out, filepath.FromSlash(e.Path))
 	st, err := os.Stat(file)
