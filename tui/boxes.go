@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/key"
-	tea "charm.land/bubbletea/v2"
 
 	"mailtap/watcher"
 )
@@ -141,27 +140,22 @@ func (p *boxPanel) keepVisible() {
 	p.offset = max(0, min(p.offset, len(v)-n))
 }
 
-// update handles the panel's own keys (moving and opening); the rest are
-// the root's.
-func (p *boxPanel) update(msg tea.KeyPressMsg) (handled bool) {
-	k := p.keys
-	switch {
-	case key.Matches(msg, k.Up):
+// step applies a movement key: a row, a page, or the first or last.
+func (p *boxPanel) step(mv motion) {
+	switch mv {
+	case lineUp:
 		p.move(-1)
-	case key.Matches(msg, k.Down):
+	case lineDown:
 		p.move(1)
-	case key.Matches(msg, k.PageUp):
+	case pageUp:
 		p.move(-p.rows())
-	case key.Matches(msg, k.PageDown):
+	case pageDown:
 		p.move(p.rows())
-	case key.Matches(msg, k.Top):
+	case toTop:
 		p.move(-len(p.header.boxes))
-	case key.Matches(msg, k.Bottom):
+	case toBottom:
 		p.move(len(p.header.boxes))
-	default:
-		return false
 	}
-	return true
 }
 
 func (p *boxPanel) helpKeys() helpKeys {

@@ -1,6 +1,11 @@
 package tui
 
-import "charm.land/bubbles/v2/key"
+import (
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+)
 
 // KeyMap is every key binding, with the help text shown in the help bar
 // (short) and the full help (?).
@@ -25,7 +30,10 @@ type KeyMap struct {
 	// only these act.
 	FilterApply  key.Binding // keep the filter, leave the input
 	FilterCancel key.Binding // undo the edit: filter and selection as before
-	FilterMove   key.Binding // move through the matches
+	// Move through the matches without leaving the input: each binding
+	// is one direction, so any of them can be rebound.
+	FilterUp, FilterDown         key.Binding
+	FilterPageUp, FilterPageDown key.Binding
 }
 
 // DefaultKeyMap is the default key map. Everything works from the keyboard;
@@ -51,10 +59,60 @@ func DefaultKeyMap() KeyMap {
 		Help:         key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		Quit:         key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 
-		FilterApply:  key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply")),
-		FilterCancel: key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
-		FilterMove:   key.NewBinding(key.WithKeys("up", "down", "pgup", "pgdown"), key.WithHelp("↑/↓", "move")),
+		FilterApply:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply")),
+		FilterCancel:   key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
+		FilterUp:       key.NewBinding(key.WithKeys("up"), key.WithHelp("↑", "up")),
+		FilterDown:     key.NewBinding(key.WithKeys("down"), key.WithHelp("↓", "down")),
+		FilterPageUp:   key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "page up")),
+		FilterPageDown: key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "page down")),
 	}
+}
+
+// motion is where a key moves a selection or a scroll position.
+type motion int
+
+const (
+	noMotion motion = iota
+	lineUp
+	lineDown
+	pageUp
+	pageDown
+	toTop
+	toBottom
+)
+
+// motionKeys are the bindings of each motion in one mode; a zero binding
+// (top and bottom while filtering) matches nothing.
+type motionKeys struct{ up, down, pageUp, pageDown, top, bottom key.Binding }
+
+// motions are the movement keys of the views.
+func (k KeyMap) motions() motionKeys {
+	return motionKeys{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}
+}
+
+// filterMotions are the movement keys while the filter input has focus:
+// only these, so that g, G, j, k and space type.
+func (k KeyMap) filterMotions() motionKeys {
+	return motionKeys{up: k.FilterUp, down: k.FilterDown, pageUp: k.FilterPageUp, pageDown: k.FilterPageDown}
+}
+
+// of is the motion msg's binding names, or noMotion.
+func (mk motionKeys) of(msg tea.KeyPressMsg) motion {
+	switch {
+	case key.Matches(msg, mk.up):
+		return lineUp
+	case key.Matches(msg, mk.down):
+		return lineDown
+	case key.Matches(msg, mk.pageUp):
+		return pageUp
+	case key.Matches(msg, mk.pageDown):
+		return pageDown
+	case key.Matches(msg, mk.top):
+		return toTop
+	case key.Matches(msg, mk.bottom):
+		return toBottom
+	}
+	return noMotion
 }
 
 // relabel is b with other help text: one key, named for what it does in
@@ -112,6 +170,24 @@ func (k KeyMap) logHelp() helpKeys {
 // filterHelp is the footer while the filter input has focus: the keys
 // that act there, nothing that would type into the filter instead.
 func (k KeyMap) filterHelp() helpKeys {
-	keys := []key.Binding{k.FilterApply, k.FilterCancel, k.FilterMove}
-	return helpKeys{short: keys, full: [][]key.Binding{keys}}
+	return helpKeys{
+		short: []key.Binding{k.FilterApply, k.FilterCancel, joinHelp("move", k.FilterUp, k.FilterDown)},
+		full: [][]key.Binding{
+			{k.FilterApply, k.FilterCancel},
+			{k.FilterUp, k.FilterDown, k.FilterPageUp, k.FilterPageDown},
+		},
+	}
+}
+
+// joinHelp is one help entry for several bindings ("↑/↓ move"), named by
+// their own help keys so that it follows a rebinding.
+func joinHelp(desc string, bs ...key.Binding) key.Binding {
+	var keys, names []string
+	for _, b := range bs {
+		if b.Enabled() {
+			keys = append(keys, b.Keys()...)
+			names = append(names, b.Help().Key)
+		}
+	}
+	return key.NewBinding(key.WithKeys(keys...), key.WithHelp(strings.Join(names, "/"), desc))
 }

@@ -349,6 +349,24 @@ func (l *mailList) move(delta int) {
 func (l *mailList) top()    { l.move(-l.len()) }
 func (l *mailList) bottom() { l.move(l.len()) }
 
+// step applies a movement key: a row, a page, or to the newest or oldest.
+func (l *mailList) step(mv motion) {
+	switch mv {
+	case lineUp:
+		l.move(-1)
+	case lineDown:
+		l.move(1)
+	case pageUp:
+		l.move(-l.height)
+	case pageDown:
+		l.move(l.height)
+	case toTop:
+		l.top()
+	case toBottom:
+		l.bottom()
+	}
+}
+
 func (l *mailList) setHeight(h int) {
 	l.height = max(h, 1)
 	l.keepVisible()

@@ -125,6 +125,8 @@ func NewModel(ctrl watcher.Controller, opts Options) Model {
 	if opts.ASCII {
 		m.keys.Up.SetHelp("up/k", "up")
 		m.keys.Down.SetHelp("down/j", "down")
+		m.keys.FilterUp.SetHelp("up", "up")
+		m.keys.FilterDown.SetHelp("down", "down")
 		m.help.ShortSeparator = " | "
 		m.help.Ellipsis = "~"
 	}
@@ -631,7 +633,7 @@ func (m *model) detailKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Raw):
 		m.detail.toggleRaw()
 	default:
-		scroll(&m.detail.vp, msg, k)
+		scroll(&m.detail.vp, k.motions().of(msg))
 	}
 	return nil
 }
@@ -642,7 +644,7 @@ func (m *model) logsKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.layout()
 		return nil
 	}
-	scroll(&m.logs.vp, msg, m.keys)
+	scroll(&m.logs.vp, m.keys.motions().of(msg))
 	return nil
 }
 
@@ -669,7 +671,7 @@ func (m *model) boxesKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		m.syncFilterInput()
 	default:
-		m.boxes.update(msg)
+		m.boxes.step(k.motions().of(msg))
 	}
 	return nil
 }
@@ -698,7 +700,7 @@ func (m *model) mailKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.notice = ""
 		return nil
 	}
-	m.listKey(msg)
+	m.list.step(k.motions().of(msg))
 	return nil
 }
 
@@ -761,12 +763,13 @@ func (m *model) filterKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.filter.Blur()
 		m.layout()
 		return nil
-	case key.Matches(msg, k.FilterMove):
+	}
+	if mv := k.filterMotions().of(msg); mv != noMotion {
 		// Move through the matches without leaving the filter.
 		if m.state == stateBoxes {
-			m.boxes.update(msg)
+			m.boxes.step(mv)
 		} else {
-			m.listKey(msg)
+			m.list.step(mv)
 		}
 		return nil
 	}
@@ -774,24 +777,6 @@ func (m *model) filterKey(msg tea.KeyPressMsg) tea.Cmd {
 	m.filter, cmd = m.filter.Update(msg)
 	m.applyFilter(m.filter.Value())
 	return cmd
-}
-
-func (m *model) listKey(msg tea.KeyPressMsg) {
-	k, l := m.keys, m.list
-	switch {
-	case key.Matches(msg, k.Up):
-		l.move(-1)
-	case key.Matches(msg, k.Down):
-		l.move(1)
-	case key.Matches(msg, k.PageUp):
-		l.move(-l.height)
-	case key.Matches(msg, k.PageDown):
-		l.move(l.height)
-	case key.Matches(msg, k.Top):
-		l.top()
-	case key.Matches(msg, k.Bottom):
-		l.bottom()
-	}
 }
 
 type scroller interface {
@@ -803,19 +788,19 @@ type scroller interface {
 	GotoBottom() []string
 }
 
-func scroll(vp scroller, msg tea.KeyPressMsg, k KeyMap) {
-	switch {
-	case key.Matches(msg, k.Up):
+func scroll(vp scroller, mv motion) {
+	switch mv {
+	case lineUp:
 		vp.ScrollUp(1)
-	case key.Matches(msg, k.Down):
+	case lineDown:
 		vp.ScrollDown(1)
-	case key.Matches(msg, k.PageUp):
+	case pageUp:
 		vp.PageUp()
-	case key.Matches(msg, k.PageDown):
+	case pageDown:
 		vp.PageDown()
-	case key.Matches(msg, k.Top):
+	case toTop:
 		vp.GotoTop()
-	case key.Matches(msg, k.Bottom):
+	case toBottom:
 		vp.GotoBottom()
 	}
 }
