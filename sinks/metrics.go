@@ -35,3 +35,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// init creates every series of sink at zero (the backlog at backlog), so
+// that a scrape before its first delivery already has them: increase()
+// needs a sample before the first event, and an alert on a missing series
+// cannot tell "none yet" from "not exported".
+func (m *Metrics) init(sink string, backlog int64) {
+	for _, r := range []string{resultDelivered, resultRetry, resultDead} {
+		m.deliveries.WithLabelValues(sink, r)
+	}
+	m.dead.WithLabelValues(sink)
+	m.seconds.WithLabelValues(sink)
+	m.backlog.WithLabelValues(sink).Set(float64(backlog))
+}

@@ -109,6 +109,7 @@ func newSink(cfg config.Sink, out string, d deliverer, src Source, o *Options) (
 	}
 	s.end = src.JournalEnd().Seq
 	s.dead = countDead(s.dir)
+	s.m.init(cfg.Name, s.backlogLocked())
 	return s, nil
 }
 
