@@ -61,7 +61,7 @@ const (
 	StateIdle       = "idle"       // nothing to deliver
 	StateDelivering = "delivering" // backlog being worked off
 	StateRetrying   = "retrying"   // the last attempt failed; waiting to retry
-	StateFailing    = "failing"    // retrying for more than 10 minutes
+	StateFailing    = "failing"    // retrying for more than 10 minutes, or dead-lettering until a delivery succeeds
 	StateStopped    = "stopped"
 )
 
@@ -84,9 +84,14 @@ type Status struct {
 	NextRetry    time.Time `json:"next_retry,omitzero"`
 }
 
-// Failing reports whether the sink has been failing for longer than ten
-// minutes at now.
+// Failing reports whether the status pages should mark the sink failing at
+// now: its state is failing (retrying for longer than ten minutes, or
+// dead-lettering what it is given, which no waiting will fix), or a stopped
+// sink's snapshot says it had been failing for that long.
 func (s Status) Failing(now time.Time) bool {
+	if s.State == StateFailing {
+		return true
+	}
 	return !s.FailingSince.IsZero() && now.Sub(s.FailingSince) > failingAfter && s.State != StateIdle
 }
 

@@ -51,13 +51,16 @@ type sink struct {
 	dirty    bool          // cur changed since the last save
 	pending  []*slot       // dispatched, in journal order, not yet passed
 	end      uint64        // journal end seen (next seq)
-	dead     int           // dead letters on file
 	inflight int           // attempts running
 	retrying int           // workers waiting to retry
 	next     time.Time     // earliest retry
 	saved    chan struct{} // wakes the persister
 	freed    chan struct{} // a window slot came free
 	stopped  bool
+
+	deadMu sync.Mutex // guards the dead-letter count, apart from mu: it does I/O
+	deadFI os.FileInfo
+	dead   int // lines in dead.jsonl when deadFI was taken
 }
 
 type slot struct {
@@ -108,9 +111,42 @@ func newSink(cfg config.Sink, out string, d deliverer, src Source, o *Options) (
 		s.skip[q] = true
 	}
 	s.end = src.JournalEnd().Seq
-	s.dead = countDead(s.dir)
+	if n, _ := s.deadLetters(); n == 0 && s.cur.DeadLettering {
+		// Its dead letters were replayed (or removed) while it was not
+		// running: nothing is left to show it failing for.
+		s.cur.DeadLettering, s.cur.FailingSince = false, time.Time{}
+	}
 	s.m.init(cfg.Name, s.backlogLocked())
 	return s, nil
+}
+
+// deadLetters is the number of dead letters on file. It costs one stat
+// while the file is unchanged, so every status poll may call it; it
+// recounts after a change, ours or that of `mailtap replay --dead` in
+// another process. dropped reports that the count went down since the
+// last call: a replay delivered some.
+func (s *sink) deadLetters() (n int, dropped bool) {
+	s.deadMu.Lock()
+	defer s.deadMu.Unlock()
+	f, err := os.Open(deadPath(s.dir))
+	if err != nil {
+		// None yet, or all replayed and the file gone.
+		dropped = s.deadFI != nil && s.dead > 0
+		s.deadFI, s.dead = nil, 0
+		return 0, dropped
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return s.dead, false
+	}
+	if old := s.deadFI; old != nil && os.SameFile(old, fi) && old.Size() == fi.Size() && old.ModTime().Equal(fi.ModTime()) {
+		return s.dead, false
+	}
+	n = countLines(f)
+	dropped = s.deadFI != nil && n < s.dead
+	s.deadFI, s.dead = fi, n
+	return n, dropped
 }
 
 func (s *sink) matches(e jsonstore.JournalEntry) bool {
@@ -340,6 +376,7 @@ func (s *sink) delivered(sl *slot) {
 	s.cur.LastDelivery = now
 	s.cur.LastDeliveredID = sl.e.ID
 	s.cur.FailingSince = time.Time{}
+	s.cur.DeadLettering = false
 	s.mu.Unlock()
 	s.finish(sl)
 }
@@ -362,13 +399,21 @@ func (s *sink) deadLetter(ctx context.Context, sl *slot, res result, attempts in
 		case <-s.clock.After(wait):
 		}
 	}
+	// The status counts the file, so it shows the dead letter from now:
+	// the state follows at once. The sink is failing from now until a
+	// delivery succeeds: a receiver that refuses everything is never
+	// retried, so this is the only place that can say so.
+	s.mu.Lock()
+	now := s.clock.Now()
+	if s.cur.FailingSince.IsZero() {
+		s.cur.FailingSince = now
+	}
+	s.cur.DeadLettering = true
+	s.cur.LastError, s.cur.LastErrorAt = res.err.Error(), now
+	s.mu.Unlock()
 	s.m.dead.WithLabelValues(s.cfg.Name).Inc()
 	s.log.Error("delivery given up: record dead-lettered (mailtap replay --sink "+s.cfg.Name+" --dead re-delivers)",
 		"id", e.ID, "attempts", attempts, "status", res.status, "err", res.err)
-	s.mu.Lock()
-	s.dead++
-	s.cur.LastError, s.cur.LastErrorAt = res.err.Error(), s.clock.Now()
-	s.mu.Unlock()
 	s.finish(sl)
 }
 
@@ -486,15 +531,30 @@ func (s *sink) flush() {
 
 // status is the sink's snapshot for UIs.
 func (s *sink) status() Status {
+	dead, dropped := s.deadLetters()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if dropped && s.cur.DeadLettering {
+		// A replay delivered dead letters: the receiver takes them again.
+		s.cur.DeadLettering = false
+		if s.retrying == 0 {
+			s.cur.FailingSince = time.Time{}
+		}
+		s.dirty = true
+		nudge(s.saved)
+	}
 	now := s.clock.Now()
 	st := Status{Name: s.cfg.Name, Type: s.cfg.Type, Target: s.cfg.Target(), Backlog: s.backlogLocked(),
 		Delivered: s.cur.Delivered, LastDelivery: s.cur.LastDelivery, LastError: s.cur.LastError, LastErrorAt: s.cur.LastErrorAt,
-		FailingSince: s.cur.FailingSince, DeadLetters: s.dead, InFlight: s.inflight}
+		FailingSince: s.cur.FailingSince, DeadLetters: dead, InFlight: s.inflight}
 	switch {
 	case s.stopped:
 		st.State = StateStopped
+	case s.cur.DeadLettering:
+		st.State = StateFailing
+		if s.retrying > 0 {
+			st.NextRetry = s.next
+		}
 	case s.retrying > 0 && !s.cur.FailingSince.IsZero() && now.Sub(s.cur.FailingSince) > failingAfter:
 		st.State, st.NextRetry = StateFailing, s.next
 	case s.retrying > 0:

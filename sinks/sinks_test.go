@@ -348,7 +348,7 @@ func TestWebhook_maxAttemptsThenDeadLetter(t *testing.T) {
 	cfg.MaxAttempts = 3
 	m, _ := e.start(cfg)
 	e.commit("INBOX", 2)
-	waitFor(t, "2 dead letters", func() bool { return statusOf(m).DeadLetters == 2 })
+	waitFor(t, "2 dead letters", func() bool { st := statusOf(m); return st.DeadLetters == 2 && st.Backlog == 0 })
 	if n := len(rc.requests()); n != 6 {
 		t.Errorf("%d attempts, want 3 per record", n)
 	}

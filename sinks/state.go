@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -31,6 +32,10 @@ type cursorFile struct {
 	LastError       string    `json:"last_error,omitempty"`
 	LastErrorAt     time.Time `json:"last_error_at,omitzero"`
 	FailingSince    time.Time `json:"failing_since,omitzero"`
+	// DeadLettering is set when the latest finished delivery was
+	// dead-lettered, until one succeeds (or a replay delivers the dead
+	// letters): the sink is failing meanwhile.
+	DeadLettering bool `json:"dead_lettering,omitempty"`
 }
 
 func cursorPath(dir string) string { return filepath.Join(dir, "cursor.json") }
@@ -168,10 +173,15 @@ func countDead(dir string) int {
 		return 0
 	}
 	defer f.Close()
+	return countLines(f)
+}
+
+// countLines counts the complete lines of a dead-letter file.
+func countLines(r io.Reader) int {
 	n := 0
 	buf := make([]byte, 64<<10)
 	for {
-		k, err := f.Read(buf)
+		k, err := r.Read(buf)
 		n += bytes.Count(buf[:k], []byte{'\n'})
 		if err != nil {
 			return n
