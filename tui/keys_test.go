@@ -67,3 +67,24 @@ func TestFilter_defaultMoveKeys(t *testing.T) {
 		t.Errorf("letters in the filter: value %q, filtering %v", got, m.filtering)
 	}
 }
+
+// The full help says what the watching states mean: idle and notify are
+// pushed, polling is asked; every line fits the width.
+func TestHelp_explainsWatchingStates(t *testing.T) {
+	for _, w := range []int{40, 80, 120} {
+		for _, keys := range [][]string{{"?"}, {"tab", "?"}, {"l", "?"}} {
+			m := scene(t, w, 40, testOptions())
+			for _, k := range keys {
+				m = update(t, m, press(k))
+			}
+			s := plain(m)
+			checkFrame(t, m.View().Content, w, 40)
+			if !strings.Contains(s, "\nidle, notify: ") || w >= 80 && !strings.Contains(s, "polling: checked every poll_interval") {
+				t.Errorf("%d cols, keys %v: the full help does not explain notify and polling:\n%s", w, keys, s)
+			}
+		}
+	}
+	if s := plain(scene(t, 80, 24, testOptions())); strings.Contains(s, "poll_interval") {
+		t.Errorf("the short help carries the state legend:\n%s", s)
+	}
+}

@@ -835,7 +835,20 @@ func (m *model) helpView() string {
 	default:
 		keys = m.keys.listHelp()
 	}
-	return m.footer(keys)
+	text := m.footer(keys)
+	if m.help.ShowAll && !m.filtering {
+		text += "\n" + m.stateLegend()
+	}
+	return text
+}
+
+// stateLegend is the full help's line on the watching states the header
+// and the panel show: idle and notify are pushed (IDLE on the mailbox's
+// own connection, NOTIFY on the account's shared one), polling is asked.
+func (m *model) stateLegend() string {
+	g := m.glyphs
+	s := "idle, notify: server pushes new mail" + g.Sep + "polling: checked every poll_interval"
+	return m.styles.Help.FullDesc.Render(truncate(s, m.width, g.Ellipsis))
 }
 
 // fitShort drops bindings from the short help, last first, until it fits
