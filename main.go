@@ -441,11 +441,7 @@ func runCheck(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "WARN %s: %s\n", r.Mailbox, r.Warning)
 			continue
 		}
-		mode := "poll"
-		if r.IDLE {
-			mode = "idle"
-		}
-		fmt.Fprintf(stdout, "ok   %s: %d messages, uidvalidity %d, %s (%s)\n", r.Mailbox, r.Messages, r.UIDValidity, mode, r.Elapsed.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "ok   %s: %d messages, uidvalidity %d, %s (%s)\n", r.Mailbox, r.Messages, r.UIDValidity, r.Mode, r.Elapsed.Round(time.Millisecond))
 		printCatchUpCheck(stdout, r)
 	}
 	if failed > 0 {

@@ -14,6 +14,7 @@ import (
 
 	"mailtap/config"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
@@ -137,17 +138,19 @@ func (a *account) exclusion(s *session) string {
 // mailboxes people watch most get push first.
 func byPriority(ss []*session) []*session {
 	out := slices.Clone(ss)
-	slices.SortStableFunc(out, func(x, y *session) int {
-		xi, yi := strings.EqualFold(x.id.Mailbox, "INBOX"), strings.EqualFold(y.id.Mailbox, "INBOX")
-		switch {
-		case xi && !yi:
-			return -1
-		case yi && !xi:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, func(x, y *session) int { return inboxFirst(x.id.Mailbox, y.id.Mailbox) })
 	return out
+}
+
+func inboxFirst(x, y string) int {
+	xi, yi := strings.EqualFold(x, "INBOX"), strings.EqualFold(y, "INBOX")
+	switch {
+	case xi && !yi:
+		return -1
+	case yi && !xi:
+		return 1
+	}
+	return 0
 }
 
 func (a *account) poke() {
@@ -245,19 +248,65 @@ func (a *account) plan(ctx context.Context, notify bool) (shared []*session) {
 		ss = append(ss, s)
 	}
 	limit, _, _ := a.budget.snapshot()
-	var own []*session
+	n := ownConnections(len(ss), limit, notify, a.patterns)
+	a.setDedicated(ctx, ss[:n])
+	return ss[n:]
+}
+
+// ownConnections says how many of n mailboxes, in priority order, get a
+// connection of their own within limit connections; the rest share one.
+// With NOTIFY the shared connection hears of every mailbox, so none needs
+// its own; with patterns the shared one stays, to see new folders.
+func ownConnections(n, limit int, notify, patterns bool) int {
 	switch {
 	case notify:
-		shared = ss
-	case len(ss) <= limit && !a.patterns:
-		// With patterns the shared connection stays, to see new folders.
-		own = ss
+		return 0
+	case n <= limit && !patterns:
+		return n
 	default:
-		n := max(limit-1, 0)
-		own, shared = ss[:n], ss[n:]
+		return min(max(limit-1, 0), n)
 	}
-	a.setDedicated(ctx, own)
-	return shared
+}
+
+// plannedStates is how each of names (the account's mailboxes, in the
+// config's order) will be watched on a server with caps: the state the
+// running watcher shows once caught up. It is plan's rule, for `mailtap
+// check`, at the full budget (a server's refusals shrink it at run time).
+func plannedStates(acct *config.Account, w *config.Watch, caps imap.CapSet, names []string) []State {
+	patterns := false
+	for _, mb := range acct.Mailboxes {
+		if config.EntryKindOf(mb) != config.EntryLiteral {
+			patterns = true
+		}
+	}
+	idle := w.IDLE && (caps.Has(imap.CapIdle) || caps.Has(imap.CapIMAP4rev2))
+	own := StatePolling
+	if idle {
+		own = StateIdle
+	}
+	out := make([]State, len(names))
+	if len(names) == 1 && !patterns {
+		out[0] = own // the one mailbox runs on a connection of its own
+		return out
+	}
+	notify := w.IDLE && w.Notify && caps.Has(imap.Cap("NOTIFY"))
+	order := make([]int, len(names))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return inboxFirst(names[x], names[y]) }) // byPriority's order
+	k := ownConnections(len(names), cmp.Or(acct.MaxConnections, config.DefaultMaxConnections), notify, patterns)
+	for rank, i := range order {
+		switch {
+		case rank < k:
+			out[i] = own
+		case notify:
+			out[i] = StateNotify
+		default:
+			out[i] = StatePolling
+		}
+	}
+	return out
 }
 
 // setDedicated makes exactly want run on connections of their own. A lane

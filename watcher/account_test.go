@@ -319,30 +319,20 @@ func TestAccount_notifyCrossingOurStatus(t *testing.T) {
 	srv.Deliver(t, "B1", msg("first", 1))
 	var armed atomic.Bool
 	var uv atomic.Uint32
-	p := testimap.StartHabitProxy(t, srv.Addr(), testimap.Habits{
-		Rewrite: func(line string) string {
-			if strings.HasPrefix(line, "* CAPABILITY ") || strings.Contains(line, "[CAPABILITY ") {
-				return strings.Replace(line, "CAPABILITY ", "CAPABILITY NOTIFY ", 1)
+	p := testimap.StartHabitProxy(t, srv.Addr(), notifyHabits(func(line string) []string {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 2 && strings.EqualFold(f[1], "STATUS") && strings.Trim(f[2], `"`) == "B1" && armed.CompareAndSwap(true, false):
+			// One write: the announcement is read with the answer,
+			// before imapclient has seen the command complete.
+			return []string{
+				fmt.Sprintf("* STATUS B1 (UIDNEXT 2 UIDVALIDITY %d)", uv.Load()), // computed before the mail
+				"$TAG OK STATUS completed",
+				"* STATUS B1 (MESSAGES 2 UIDNEXT 3)", // the mail's announcement
 			}
-			return line
-		},
-		Answer: func(line string) []string {
-			f := strings.Fields(line)
-			switch {
-			case len(f) > 1 && strings.EqualFold(f[1], "NOTIFY"):
-				return []string{"$TAG OK NOTIFY completed"}
-			case len(f) > 2 && strings.EqualFold(f[1], "STATUS") && strings.Trim(f[2], `"`) == "B1" && armed.CompareAndSwap(true, false):
-				// One write: the announcement is read with the answer,
-				// before imapclient has seen the command complete.
-				return []string{
-					fmt.Sprintf("* STATUS B1 (UIDNEXT 2 UIDVALIDITY %d)", uv.Load()), // computed before the mail
-					"$TAG OK STATUS completed",
-					"* STATUS B1 (MESSAGES 2 UIDNEXT 3)", // the mail's announcement
-				}
-			}
-			return nil
-		},
-	})
+		}
+		return nil
+	}))
 	out := t.TempDir()
 	cfg := viaProxy(testConfig(srv, out), p)
 	cfg.Accounts[0].Mailboxes = []string{"INBOX", "B1"}
@@ -363,5 +353,29 @@ func TestAccount_notifyCrossingOurStatus(t *testing.T) {
 	}
 	if armed.Load() {
 		t.Fatalf("the lane never asked STATUS B1: the test did not test the crossing; commands: %q", p.Commands())
+	}
+}
+
+// notifyHabits make a server without NOTIFY (the in-memory one) look like
+// one with it: the capability is added and NOTIFY SET accepted; the
+// announcements are the test's to make (Inject, or answer, which sees
+// every other command first; nil forwards it).
+func notifyHabits(answer func(line string) []string) testimap.Habits {
+	return testimap.Habits{
+		Rewrite: func(line string) string {
+			if strings.HasPrefix(line, "* CAPABILITY ") || strings.Contains(line, "[CAPABILITY ") {
+				return strings.Replace(line, "CAPABILITY ", "CAPABILITY NOTIFY ", 1)
+			}
+			return line
+		},
+		Answer: func(line string) []string {
+			if f := strings.Fields(line); len(f) > 1 && strings.EqualFold(f[1], "NOTIFY") {
+				return []string{"$TAG OK NOTIFY completed"}
+			}
+			if answer != nil {
+				return answer(line)
+			}
+			return nil
+		},
 	}
 }

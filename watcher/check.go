@@ -21,8 +21,12 @@ type CheckResult struct {
 	Messages    uint32
 	UIDNext     uint32
 	Delimiter   rune // from LIST; 0 if the server has none (flat)
-	IDLE        bool
-	Elapsed     time.Duration
+	IDLE        bool // the server offers IDLE
+	// Mode is how the watcher will watch it (idle, notify or polling):
+	// the account's plan for this server's capabilities, the mailboxes
+	// and max_connections.
+	Mode    State
+	Elapsed time.Duration
 
 	// The catch-up query, run as the watcher runs it: UID FETCH
 	// Checkpoint+1:* (UID), or 1:* without a checkpoint for this
@@ -96,8 +100,13 @@ func Check(ctx context.Context, cfg *config.Config) []CheckResult {
 			rs = append(rs, entryResult{slices.Index(acct.Mailboxes, entry), CheckResult{Mailbox: MailboxID{acct.Name, entry}, Elapsed: time.Since(start), NoMatch: true,
 				Warning: fmt.Sprintf("%q matches no mailbox on the server (yet): nothing to watch for it now", entry)}})
 		}
-		for _, mb := range sel.Mailboxes {
-			r := CheckResult{Mailbox: MailboxID{acct.Name, mb.Name}, IDLE: idle}
+		names := make([]string, len(sel.Mailboxes))
+		for i, mb := range sel.Mailboxes {
+			names[i] = mb.Name
+		}
+		modes := plannedStates(acct, &cfg.Watch, c.Caps(), names)
+		for i, mb := range sel.Mailboxes {
+			r := CheckResult{Mailbox: MailboxID{acct.Name, mb.Name}, IDLE: idle, Mode: modes[i]}
 			if cp, ok := checkpoints[jsonstore.CheckpointKey(acct.Name, mb.Name)]; ok {
 				r.Checkpoint, r.UIDValidity = cp.LastUID, cp.UIDValidity
 			}

@@ -63,3 +63,55 @@ func TestCheck_warnsWhenTheCatchUpMissesMail(t *testing.T) {
 		t.Errorf("%+v", r)
 	}
 }
+
+// check says how each mailbox will be watched, and says what the running
+// watcher then shows: it used to print "idle" wherever the server offered
+// IDLE, also for mailboxes polled on the shared connection or announced
+// by NOTIFY.
+func TestCheck_modeIsWhatTheWatcherShows(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		boxes  []string
+		max    int
+		noIdle bool
+		notify bool
+	}{
+		{name: "one mailbox", boxes: []string{"INBOX"}},
+		{name: "all fit", boxes: []string{"A", "INBOX"}},
+		{name: "over the budget", boxes: []string{"A", "B", "INBOX", "C"}, max: 2},
+		{name: "idle off", boxes: []string{"A", "INBOX"}, noIdle: true},
+		{name: "notify", boxes: []string{"A", "B", "INBOX"}, notify: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testimap.StartMem(t, testimap.WithMailboxes("A", "B", "C"))
+			out := t.TempDir()
+			cfg := testConfig(srv, out)
+			if tc.notify {
+				cfg = viaProxy(cfg, testimap.StartHabitProxy(t, srv.Addr(), notifyHabits(nil)))
+			}
+			cfg.Accounts[0].Mailboxes = tc.boxes
+			cfg.Accounts[0].MaxConnections = tc.max
+			cfg.Watch.IDLE = !tc.noIdle
+			h := start(t, cfg, nil)
+			waitUntil(t, h, "every mailbox watched", 10*time.Second, func() bool {
+				for _, st := range states(h.m) {
+					if st != watcher.StateIdle && st != watcher.StateNotify && st != watcher.StatePolling {
+						return false
+					}
+				}
+				return true
+			})
+			live := states(h.m)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for _, r := range watcher.Check(ctx, cfg) {
+				if r.Err != nil {
+					t.Fatalf("%s: %v", r.Mailbox, r.Err)
+				}
+				if r.Mode != live[r.Mailbox.Mailbox] {
+					t.Errorf("%s: check says %s, the watcher shows %s", r.Mailbox, r.Mode, live[r.Mailbox.Mailbox])
+				}
+			}
+		})
+	}
+}
