@@ -43,6 +43,7 @@ type sink struct {
 	m        *Metrics
 	window   int
 	skip     map[uint64]bool // Ahead of the loaded cursor: done before a restart
+	tries    map[uint64]int  // Attempts of the loaded cursor: not reached yet
 	base     time.Duration
 	rnd      func() float64
 
@@ -64,10 +65,12 @@ type sink struct {
 }
 
 type slot struct {
-	e        jsonstore.JournalEntry
-	next     jsonstore.JournalPos // position after e
-	done     bool
-	attempts int // owned by whoever holds the slot: a worker or its timer
+	e    jsonstore.JournalEntry
+	next jsonstore.JournalPos // position after e
+	done bool
+	// attempts is written by whoever holds the slot (a worker or its
+	// timer) with s.mu held, and read by flush to save it.
+	attempts int
 }
 
 func newSink(cfg config.Sink, out string, d deliverer, src Source, o *Options) (*sink, error) {
@@ -110,6 +113,11 @@ func newSink(cfg config.Sink, out string, d deliverer, src Source, o *Options) (
 	for _, q := range cur.Ahead {
 		s.skip[q] = true
 	}
+	s.tries = map[uint64]int{}
+	for q, n := range cur.Attempts {
+		s.tries[q] = n
+	}
+	s.cur.Attempts = nil // flush lists them again from tries and pending
 	s.end = src.JournalEnd().Seq
 	if n, _ := s.deadLetters(); n == 0 && s.cur.DeadLettering {
 		// Its dead letters were replayed (or removed) while it was not
@@ -281,6 +289,8 @@ func (s *sink) read(ctx context.Context, jobs chan<- *slot) {
 		s.mu.Lock()
 		done := s.skip[e.Seq]
 		delete(s.skip, e.Seq)
+		sl.attempts = s.tries[e.Seq]
+		delete(s.tries, e.Seq)
 		s.mu.Unlock()
 		if done || !s.matches(e) {
 			s.finish(sl)
@@ -307,10 +317,17 @@ func (s *sink) lastDispatched() jsonstore.JournalPos {
 // or (again) to be retried after wait.
 func (s *sink) work(ctx context.Context, sl *slot) (wait time.Duration, again bool) {
 	e := sl.e
+	s.mu.Lock()
 	sl.attempts++
+	s.mu.Unlock()
 	res := s.attempt(ctx, e, filepath.Join(s.out, filepath.FromSlash(e.Path)), sl.attempts)
 	if ctx.Err() != nil {
-		return 0, false // shutting down: the cursor stays before it
+		// Shutting down: the cursor stays before it, and an attempt we
+		// cut short does not count against max_attempts.
+		s.mu.Lock()
+		sl.attempts--
+		s.mu.Unlock()
+		return 0, false
 	}
 	if res.err == nil {
 		s.m.deliveries.WithLabelValues(s.cfg.Name, resultDelivered).Inc()
@@ -506,15 +523,27 @@ func (s *sink) flush() {
 		return
 	}
 	c := s.cur
-	c.Ahead = nil
+	c.Ahead, c.Attempts = nil, nil
 	for _, sl := range s.pending {
-		if sl.done {
+		switch {
+		case sl.done:
 			c.Ahead = append(c.Ahead, sl.e.Seq)
+		case sl.attempts > 0:
+			if c.Attempts == nil {
+				c.Attempts = map[uint64]int{}
+			}
+			c.Attempts[sl.e.Seq] = sl.attempts
 		}
 	}
-	// Entries skipped at start but not reached yet stay listed.
+	// Entries loaded at start but not reached yet stay listed.
 	for q := range s.skip {
 		c.Ahead = append(c.Ahead, q)
+	}
+	for q, n := range s.tries {
+		if c.Attempts == nil {
+			c.Attempts = map[uint64]int{}
+		}
+		c.Attempts[q] = n
 	}
 	c.UpdatedAt = s.clock.Now().UTC()
 	s.dirty = false

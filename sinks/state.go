@@ -24,14 +24,18 @@ type cursorFile struct {
 	Pos     jsonstore.JournalPos `json:"pos"`
 	// Ahead lists the entries past Pos already delivered (or dead-lettered)
 	// while an older one was still being retried: a restart skips them.
-	Ahead           []uint64  `json:"ahead,omitempty"`
-	UpdatedAt       time.Time `json:"updated_at"`
-	Delivered       int64     `json:"delivered"` // total, all runs
-	LastDelivery    time.Time `json:"last_delivery,omitzero"`
-	LastDeliveredID string    `json:"last_delivered_id,omitempty"`
-	LastError       string    `json:"last_error,omitempty"`
-	LastErrorAt     time.Time `json:"last_error_at,omitzero"`
-	FailingSince    time.Time `json:"failing_since,omitzero"`
+	Ahead []uint64 `json:"ahead,omitempty"`
+	// Attempts counts the failed attempts of the entries past Pos not
+	// finished yet, so that max_attempts and Mailtap-Attempt go on
+	// across restarts. Like Ahead, it is bounded by the window.
+	Attempts        map[uint64]int `json:"attempts,omitempty"`
+	UpdatedAt       time.Time      `json:"updated_at"`
+	Delivered       int64          `json:"delivered"` // total, all runs
+	LastDelivery    time.Time      `json:"last_delivery,omitzero"`
+	LastDeliveredID string         `json:"last_delivered_id,omitempty"`
+	LastError       string         `json:"last_error,omitempty"`
+	LastErrorAt     time.Time      `json:"last_error_at,omitzero"`
+	FailingSince    time.Time      `json:"failing_since,omitzero"`
 	// DeadLettering is set when the latest finished delivery was
 	// dead-lettered, until one succeeds (or a replay delivers the dead
 	// letters): the sink is failing meanwhile.
