@@ -12,9 +12,12 @@
 //
 // Each session is a subscriber like any other: it has its own hub
 // subscription (the hub's bounded buffer, tui.EventBuffer events), its own
-// tea.Program and a write watchdog. A frozen client fills its SSH window,
-// its program stops drawing, its subscription drops old events, and after
-// WriteTimeout its connection is closed; neither capture nor the other
+// tea.Program and a write watchdog. A client that stops reading (a frozen
+// terminal, a dead link) leaves unanswered the keepalive sent behind its
+// output, and its connection is closed within about 1.25 × WriteTimeout of
+// the first output it did not read, however little output that is; a
+// write blocked for WriteTimeout (a full SSH window) does the same. Its
+// subscription drops old events meanwhile; neither capture nor the other
 // sessions wait for it. Closing a session closes only its subscription.
 package sshui
 
@@ -46,8 +49,9 @@ const (
 	// DefaultMaxSessions caps open sessions (monitor and commands). Each
 	// monitor costs a program, a 4096-event subscription and its rows.
 	DefaultMaxSessions = 16
-	// DefaultWriteTimeout is how long one write to a client may block
-	// before the session is dropped.
+	// DefaultWriteTimeout is how long one write to a client may block,
+	// and how long output may go unread (a keepalive sent behind it
+	// unanswered), before the session is dropped.
 	DefaultWriteTimeout = 10 * time.Second
 	// DefaultFailureDelay is the delay after an address's second failed
 	// attempt; it doubles with each further one, up to 30 s.

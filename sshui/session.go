@@ -97,13 +97,18 @@ func (s *Server) sessionMiddleware(next ssh.Handler) ssh.Handler {
 		sub := s.ctrl.Subscribe(tui.EventBuffer)
 		defer sub.Close()
 
-		out := newWatchdogWriter(sess, s.opts.WriteTimeout, func() {
+		conn, _ := sess.Context().Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+		var probe func() error
+		if conn != nil {
+			probe = func() error { return keepalive(conn) }
+		}
+		out := newWatchdogWriter(sess, s.opts.WriteTimeout, probe, func() {
 			s.metrics.dropped.Inc()
 			log.Warn("ssh: session dropped: the client stopped reading", "write_timeout", s.opts.WriteTimeout)
 			cancel()
 			// The stuck write only returns when the connection goes.
-			if c, ok := sess.Context().Value(ssh.ContextKeyConn).(*gossh.ServerConn); ok {
-				c.Close()
+			if conn != nil {
+				conn.Close()
 			}
 		})
 		defer out.Close()
@@ -228,22 +233,46 @@ func (c readOnlyController) Reconnect(id string) error {
 	return ErrReadOnly
 }
 
-// watchdogWriter is a session's output. The writes themselves happen on
-// a pump goroutine, so that Write can give up: a write that has not
-// finished within the timeout fails, as does every later one, and stall
-// runs once. That matters beyond this session: while the program's
-// renderer is stuck in a write it holds a lock its event loop needs, the
-// event loop then stops taking window-change messages, and the SSH
-// library's connection loop, which delivers those, stops reading the
-// connection, so that even closing it would not end the write. A write
-// that fails frees that chain; closing the connection then ends the pump.
+// keepalive asks the client for a reply (OpenSSH's own keepalive, which
+// every client answers, if only with a failure: RFC 4254 section 4) and
+// waits for it. The reply comes once the client has read everything sent
+// before the request.
+func keepalive(c *gossh.ServerConn) error {
+	_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+	return err
+}
+
+// watchdogWriter is a session's output, and the judge of whether its
+// client still reads. Two things drop a session, both after the timeout:
+//
+//   - A write that has not finished. The writes themselves happen on a
+//     pump goroutine, so that Write can give up: a write that has not
+//     finished within the timeout fails, as does every later one, and
+//     stall runs once. That matters beyond this session: while the
+//     program's renderer is stuck in a write it holds a lock its event
+//     loop needs, the event loop then stops taking window-change
+//     messages, and the SSH library's connection loop, which delivers
+//     those, stops reading the connection, so that even closing it would
+//     not end the write. A write that fails frees that chain; closing the
+//     connection then ends the pump.
+//   - Output the client has not read. A write only blocks once the
+//     client's SSH window (2 MB for OpenSSH and Go) and the TCP buffers
+//     are full, which a quiet monitor takes minutes to fill, and a client
+//     that reads slowly may never; so after output, a probe (keepalive)
+//     goes out behind it, at most one per timeout/4, and a probe not
+//     answered within the timeout is a client that stopped reading. A
+//     frozen client or a dead link is therefore dropped within about
+//     1.25 × the timeout of the first output it did not read, however
+//     little output there is.
 type watchdogWriter struct {
 	w       io.Writer
 	timeout time.Duration
+	probe   func() error // nil: writes alone are watched
 	stall   func()
 
 	in        chan []byte
 	out       chan writeResult
+	wrote     chan struct{} // 1 slot: output since the last probe
 	dead      chan struct{} // closed on a stall or Close
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -257,10 +286,13 @@ type writeResult struct {
 // errStalled is returned by writes after the client stopped reading.
 var errStalled = errors.New("ssh: the client stopped reading")
 
-func newWatchdogWriter(w io.Writer, timeout time.Duration, stall func()) *watchdogWriter {
-	ww := &watchdogWriter{w: w, timeout: timeout, stall: stall,
-		in: make(chan []byte), out: make(chan writeResult), dead: make(chan struct{})}
+func newWatchdogWriter(w io.Writer, timeout time.Duration, probe func() error, stall func()) *watchdogWriter {
+	ww := &watchdogWriter{w: w, timeout: timeout, probe: probe, stall: stall,
+		in: make(chan []byte), out: make(chan writeResult), wrote: make(chan struct{}, 1), dead: make(chan struct{})}
 	ww.wg.Go(ww.pump)
+	if probe != nil {
+		ww.wg.Go(ww.prober)
+	}
 	return ww
 }
 
@@ -269,6 +301,12 @@ func (w *watchdogWriter) pump() {
 		select {
 		case p := <-w.in:
 			n, err := w.w.Write(p)
+			if n > 0 {
+				select {
+				case w.wrote <- struct{}{}:
+				default: // a probe is due already
+				}
+			}
 			select {
 			case w.out <- writeResult{n, err}:
 			case <-w.dead:
@@ -280,6 +318,45 @@ func (w *watchdogWriter) pump() {
 	}
 }
 
+// prober sends a probe after output, waits for its answer at most the
+// timeout, and paces the next one.
+func (w *watchdogWriter) prober() {
+	pace := w.timeout / 4
+	for {
+		select {
+		case <-w.wrote:
+		case <-w.dead:
+			return
+		}
+		// The SSH library's request cannot be cancelled or given a
+		// deadline; it returns when the answer comes or the connection
+		// ends (which a stall brings about), so it runs on its own and
+		// may outlive this writer by that long.
+		answered := make(chan error, 1)
+		go func() { answered <- w.probe() }()
+		t := time.NewTimer(w.timeout)
+		select {
+		case err := <-answered:
+			t.Stop()
+			if err != nil {
+				return // the connection is gone; writes fail on their own
+			}
+		case <-t.C:
+			w.fail(true)
+			return
+		case <-w.dead:
+			t.Stop()
+			return
+		}
+		t = time.NewTimer(pace)
+		select {
+		case <-t.C:
+		case <-w.dead:
+			t.Stop()
+			return
+		}
+	}
+}
 func (w *watchdogWriter) Write(p []byte) (int, error) {
 	select {
 	case <-w.dead:
@@ -320,7 +397,7 @@ func (w *watchdogWriter) fail(stalled bool) {
 }
 
 // Close fails later writes and waits for the pump, which a write stuck in
-// the SSH library holds until the connection ends.
+// the SSH library holds until the connection ends, and for the prober.
 func (w *watchdogWriter) Close() error {
 	w.fail(false)
 	w.wg.Wait()

@@ -76,7 +76,7 @@ func TestWatchdogWriter_stall(t *testing.T) {
 	r, w := io.Pipe() // nobody reads
 	defer r.Close()
 	stalls := 0
-	ww := newWatchdogWriter(w, 50*time.Millisecond, func() { stalls++ })
+	ww := newWatchdogWriter(w, 50*time.Millisecond, nil, func() { stalls++ })
 	if _, err := ww.Write([]byte("frame")); err != errStalled {
 		t.Fatalf("blocked write: %v", err)
 	}
@@ -87,5 +87,60 @@ func TestWatchdogWriter_stall(t *testing.T) {
 	ww.Close()
 	if stalls != 1 {
 		t.Errorf("stall ran %d times", stalls)
+	}
+}
+
+// Output that the client never reads, though every write succeeds (the
+// SSH window is not full yet), is found by the unanswered probe: stall
+// runs once, within about 1.25 × the timeout. Answered probes never stall.
+func TestWatchdogWriter_unansweredProbe(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name     string
+		answered bool
+	}{{"answered", true}, {"unanswered", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			never := make(chan struct{})
+			defer close(never)
+			probes := make(chan struct{}, 100)
+			probe := func() error {
+				probes <- struct{}{}
+				if !tc.answered {
+					<-never
+				}
+				return nil
+			}
+			stalled := make(chan time.Time, 1)
+			ww := newWatchdogWriter(io.Discard, timeout, probe, func() { stalled <- time.Now() })
+			defer ww.Close()
+			start := time.Now()
+			// Ten timeouts of steady, accepted output.
+			for time.Since(start) < 10*timeout {
+				if _, err := ww.Write([]byte("frame")); err != nil {
+					if tc.answered {
+						t.Fatalf("write: %v", err)
+					}
+					break
+				}
+				time.Sleep(timeout / 10)
+			}
+			select {
+			case at := <-stalled:
+				if tc.answered {
+					t.Fatalf("stalled with every probe answered")
+				}
+				if d := at.Sub(start); d < timeout || d > 5*timeout {
+					t.Errorf("stalled after %s; want about %s", d, timeout+timeout/4)
+				}
+			default:
+				if !tc.answered {
+					t.Fatalf("output never read for %s, and no stall", 10*timeout)
+				}
+				// Paced: at most one probe per timeout/4, plus the first.
+				if n := len(probes); n < 2 || n > 41 {
+					t.Errorf("%d probes in %s", n, 10*timeout)
+				}
+			}
+		})
 	}
 }
