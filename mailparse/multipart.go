@@ -120,7 +120,7 @@ const maxPreambleKeep = 1 << 20
 
 // noDelimiter handles a multipart body in which no delimiter line came.
 func (p *parser) noDelimiter(e entity, mediatype string, dash, kept []byte, keep int64) {
-	if len(bytes.TrimSpace(kept)) == 0 {
+	if isBlank(kept) {
 		p.errorf("%s: %s is empty (no boundary line %q); no body taken from it", e.where(), mediatype, dash)
 		return
 	}

@@ -277,12 +277,10 @@ func (p *parser) walk(e entity) {
 		case e.depth >= maxDepth:
 			p.errorf("%s: multipart nested more than %d levels deep; kept as one attachment", e.where(), maxDepth)
 		case boundary == "":
-			p.errorf("%s: %s without a boundary parameter; body kept as text", e.where(), mediatype)
-			p.leaf(e, "text/plain", nil)
+			p.unsplittable(e, mediatype, params, "without a boundary parameter")
 			return
 		case len(boundary) > maxBoundaryLen:
-			p.errorf("%s: %s boundary longer than %d bytes; body kept as text", e.where(), mediatype, maxBoundaryLen)
-			p.leaf(e, "text/plain", nil)
+			p.unsplittable(e, mediatype, params, fmt.Sprintf("with a boundary longer than %d bytes", maxBoundaryLen))
 			return
 		default:
 			p.multipart(e, mediatype, boundary)
@@ -290,6 +288,63 @@ func (p *parser) walk(e entity) {
 		}
 	}
 	p.leaf(e, mediatype, params)
+}
+
+// unsplittable handles a multipart whose parts cannot be found: it has no
+// boundary parameter, or one too long to look for. The rule is that of a
+// multipart with no boundary line (noDelimiter): a blank body gives no body
+// candidate; any other is kept whole, as the text when it is the message's
+// only body, else as one attachment of its multipart type, so that no
+// content is lost and a preamble never takes the place of the real text.
+func (p *parser) unsplittable(e entity, mediatype string, params map[string]string, why string) {
+	head, blank, _ := readBlank(e.body, maxPreambleKeep)
+	if p.stopped() {
+		return
+	}
+	if blank {
+		p.errorf("%s: %s %s is blank; no body taken from it", e.where(), mediatype, why)
+		return
+	}
+	e.body = io.MultiReader(bytes.NewReader(head), e.body)
+	if e.path == "" {
+		p.errorf("%s: %s %s; body kept as text", e.where(), mediatype, why)
+		p.leaf(e, "text/plain", nil)
+		return
+	}
+	p.errorf("%s: %s %s; kept as an attachment", e.where(), mediatype, why)
+	p.leaf(e, mediatype, params)
+}
+
+// readBlank reads r while what it gives is blank (isBlank), up to max
+// bytes. It returns what it read, whether r ended (err is then its error,
+// io.EOF at a clean end) with nothing but blanks, and that error.
+func readBlank(r io.Reader, max int) (head []byte, blank bool, err error) {
+	var buf [512]byte
+	for len(head) < max {
+		n, err := r.Read(buf[:])
+		head = append(head, buf[:n]...)
+		if !isBlank(buf[:n]) {
+			return head, false, nil
+		}
+		if err != nil {
+			return head, true, err
+		}
+	}
+	return head, false, nil
+}
+
+// isBlank reports whether b holds only ASCII whitespace. Only ASCII, so
+// that the answer for a body read in pieces never depends on where a piece
+// ends.
+func isBlank(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n', '\v', '\f':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // contentType returns the bare lowercase media type and the parameters of

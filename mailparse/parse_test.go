@@ -539,6 +539,25 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("errors %q", r.ParseErrors)
 			}
 		},
+		"nested_multipart_no_boundary_param": func(t *testing.T, r *record.Record) {
+			// Nested multiparts that cannot be split are no body
+			// candidates: a blank one is dropped, one with text is kept
+			// whole as an attachment; the real text after them is chosen.
+			if r.Text != "The real text, after three multiparts that cannot be split." || r.HTML != "<p>The real text.</p>" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if len(r.Attachments) != 2 || r.Attachments[0].ContentType != "multipart/alternative" || r.Attachments[0].Size != 44 ||
+				r.Attachments[0].SHA256 != hexSHA256([]byte("This is a multi-part message in MIME format.")) ||
+				r.Attachments[1].ContentType != "multipart/alternative" || r.Attachments[1].Size != 2083 {
+				t.Errorf("attachments %+v", r.Attachments)
+			}
+			want := []string{"part 1: multipart/alternative without a boundary parameter; kept as an attachment",
+				"part 2: multipart/related without a boundary parameter is blank; no body taken from it",
+				"part 3: multipart/alternative with a boundary longer than 1000 bytes; kept as an attachment"}
+			if !reflect.DeepEqual(r.ParseErrors, want) {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
 		"uuencode": func(t *testing.T, r *record.Record) {
 			data1 := make([]byte, 300)
 			for i := range data1 {
@@ -1238,6 +1257,10 @@ func TestParse_multipartEdgeCases(t *testing.T) {
 		{"part header ends the message", head + part("text/plain", "hi") + "--b\r\nContent-Type: text/plain", 0, "hi", 0, "ends inside the header of part 2"},
 		{"empty nested alternative before the text", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 0, "part 1: multipart/alternative is empty"},
 		{"nested multipart with text but no boundary line", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\nstray text\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 1, "kept as an attachment"},
+		{"nested multipart without boundary parameter", head + "--b\r\nContent-Type: multipart/alternative\r\n\r\npreamble\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 1, "part 1: multipart/alternative without a boundary parameter; kept as an attachment"},
+		{"blank nested multipart without boundary parameter", head + "--b\r\nContent-Type: multipart/alternative\r\n\r\n \r\n\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 0, "without a boundary parameter is blank; no body taken from it"},
+		{"blank message without boundary parameter", "From: a@example.com\r\nContent-Type: multipart/mixed\r\n\r\n\r\n \r\n", 0, "", 0, "body: multipart/mixed without a boundary parameter is blank; no body taken from it"},
+		{"message with a boundary over 1000 bytes", "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=" + strings.Repeat("x", 1001) + "\r\n\r\nsome text\r\n", 0, "some text\n", 0, "with a boundary longer than 1000 bytes; body kept as text"},
 		{"CR before a near-delimiter", head + part("text/plain", "a\r\n--bx\r\r\n--b\rx") + "--b--\r\n", 0, "a\n--bx\r\n--b\rx", 0, ""},
 		{"bare LF delimiters", "From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nlf text\n--b--\n", 0, "lf text", 0, ""},
 		{"base64-encoded multipart", "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\nContent-Transfer-Encoding: base64\r\n\r\nLS1iDQpDb250ZW50LVR5cGU6IHRleHQvcGxhaW4NCg0KZW5jb2RlZCBtdWx0aXBhcnQNCi0tYg0KQ29udGVudC1UeXBlOiBpbWFnZS9wbmcNCg0KcG5nDQotLWItLQ0K\r\n", 0, "encoded multipart", 1, "not allowed for multiparts"},
