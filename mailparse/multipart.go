@@ -16,8 +16,10 @@ import (
 // readers do: a delimiter is "--boundary" at the start of a line, followed
 // by "--" (the close delimiter) or neither, then only linear whitespace up
 // to the line end; so "--b1-1" is not a delimiter of "b1", whatever the
-// nesting order. Two delimiters in a row give an empty part, which is
-// skipped and reported. A multipart with no delimiter at all gives no body
+// nesting order. Two delimiters in a row, or with only blank lines
+// between them, give an empty part, which is skipped and reported. (A part
+// with a header but no body is a part: an empty text is no body
+// candidate, an empty attachment is listed.) A multipart with no delimiter at all gives no body
 // candidate: when blank it is reported and dropped, when it holds text it
 // is kept (as the text of a message whose only body it is, else as an
 // attachment of its multipart type).
@@ -81,6 +83,18 @@ func (p *parser) multipart(e entity, mediatype, boundary string) {
 		body := &partBody{s: s, start: true, prefix: h.prefix, pendEOL: h.pendEOL}
 		if h.delimiter {
 			body.done, body.err = true, io.EOF
+		} else if h.lines == 0 && len(h.prefix) == 0 {
+			// No header: the part is empty too when only blank lines
+			// separate the two delimiters.
+			head, blank, err := readBlank(body, maxEmptyPartScan)
+			if p.stopped() {
+				return
+			}
+			if blank && err == io.EOF {
+				p.errorf("part %s is empty (no header, only blank lines before the next boundary line); skipped", path)
+				continue
+			}
+			body.prefix = head // given again, before the rest
 		}
 		raw := &errMemo{r: body}
 		fields := h.fields
@@ -113,6 +127,10 @@ func (p *parser) multipart(e entity, mediatype, boundary string) {
 		}
 	}
 }
+
+// maxEmptyPartScan is how much blank input a part with no header may start
+// with and still be found empty.
+const maxEmptyPartScan = 64 << 10
 
 // maxPreambleKeep is how much of a multipart body is kept while looking
 // for its first delimiter, to be shown when there is none.

@@ -558,6 +558,24 @@ func TestParse_expectations(t *testing.T) {
 				t.Errorf("errors %q", r.ParseErrors)
 			}
 		},
+		"boundary_blank_parts": func(t *testing.T, r *record.Record) {
+			// A part with no header and only blank lines is empty, like
+			// two boundary lines in a row: skipped and reported. A part
+			// with a header and no body is still a part.
+			if r.Text != "The text, after parts that hold only blank lines." || r.HTML != "<p>The text.</p>" {
+				t.Errorf("text %q html %q", r.Text, r.HTML)
+			}
+			if got := filenames(r); !reflect.DeepEqual(got, []string{"empty.txt"}) || r.Attachments[0].Size != 0 {
+				t.Errorf("attachments %+v", r.Attachments)
+			}
+			var want []string
+			for _, n := range []string{"1", "2.1", "2.4", "4"} {
+				want = append(want, "part "+n+" is empty (no header, only blank lines before the next boundary line); skipped")
+			}
+			if !reflect.DeepEqual(r.ParseErrors, want) {
+				t.Errorf("errors %q", r.ParseErrors)
+			}
+		},
 		"uuencode": func(t *testing.T, r *record.Record) {
 			data1 := make([]byte, 300)
 			for i := range data1 {
@@ -1257,6 +1275,10 @@ func TestParse_multipartEdgeCases(t *testing.T) {
 		{"part header ends the message", head + part("text/plain", "hi") + "--b\r\nContent-Type: text/plain", 0, "hi", 0, "ends inside the header of part 2"},
 		{"empty nested alternative before the text", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 0, "part 1: multipart/alternative is empty"},
 		{"nested multipart with text but no boundary line", head + "--b\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\nstray text\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 1, "kept as an attachment"},
+		{"blank part without header", head + "--b\r\n\r\n\r\n" + part("text/plain", "hi") + "--b--\r\n", 0, "hi", 0, "part 1 is empty (no header, only blank lines"},
+		{"blank part without header at the end", head + part("text/plain", "hi") + "--b\r\n\r\n--b--\r\n", 0, "hi", 0, "part 2 is empty (no header"},
+		{"blank part without header, message cut", head + part("text/plain", "hi") + "--b\r\n\r\n  \r\n", 0, "hi", 1, "message ends inside part 2"},
+		{"blank headerless digest part", "From: a@example.com\r\nContent-Type: multipart/digest; boundary=b\r\n\r\n--b\r\n\r\n--b--\r\n", 0, "", 0, "part 1 is empty (no header"},
 		{"nested multipart without boundary parameter", head + "--b\r\nContent-Type: multipart/alternative\r\n\r\npreamble\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 1, "part 1: multipart/alternative without a boundary parameter; kept as an attachment"},
 		{"blank nested multipart without boundary parameter", head + "--b\r\nContent-Type: multipart/alternative\r\n\r\n \r\n\r\n" + part("text/plain", "real text") + "--b--\r\n", 0, "real text", 0, "without a boundary parameter is blank; no body taken from it"},
 		{"blank message without boundary parameter", "From: a@example.com\r\nContent-Type: multipart/mixed\r\n\r\n\r\n \r\n", 0, "", 0, "body: multipart/mixed without a boundary parameter is blank; no body taken from it"},
