@@ -47,8 +47,15 @@ ENV MAILTAP_OUT=/data \
     MAILTAP_HTTP=127.0.0.1:8025
 VOLUME /data
 EXPOSE 8025
-# The SSH monitor (off unless MAILTAP_SSH and MAILTAP_SSH_AUTHORIZED_KEYS
-# are set; its host key is generated once into /data/.mailtap/).
+# The SSH monitor: off until MAILTAP_SSH is set (-e MAILTAP_SSH=0.0.0.0:2222);
+# the operators' keys are read from a mounted
+# -v ./authorized_keys:/etc/mailtap/authorized_keys:ro (the file is only
+# looked at when MAILTAP_SSH or ssh.addr is set). Like MAILTAP_HTTP, this
+# variable overrides ssh.authorized_keys of a mounted config file (the log
+# says so): mount the keys here, or pass -e MAILTAP_SSH_AUTHORIZED_KEYS=
+# (empty: the file's value stands, e.g. read_only_keys alone). The host
+# key is generated once into /data/.mailtap/ and its fingerprint logged.
+ENV MAILTAP_SSH_AUTHORIZED_KEYS=/etc/mailtap/authorized_keys
 EXPOSE 2222
 USER 65532:65532
 STOPSIGNAL SIGTERM
