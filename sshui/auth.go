@@ -165,7 +165,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "mailtap_ssh_auth_failures_total",
-			Help: "SSH connections that ended without authenticating after trying to."}),
+			Help: "SSH connections that closed without authenticating after trying at least one method: one per connection, however many keys or methods it tried (a port scan, which tries none, is not counted)."}),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mailtap_ssh_sessions",
 			Help: "Open SSH sessions (monitor and commands)."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "mailtap_ssh_sessions_dropped_total",

@@ -179,6 +179,33 @@ func TestSSH_commands(t *testing.T) {
 	}
 }
 
+// The host key fingerprint logged at start is what `ssh-keygen -lf`
+// prints for the key the client checked (known_hosts, strictly), so an
+// operator can compare the two on first connect.
+func TestSSH_hostKeyFingerprintLogged(t *testing.T) {
+	r := startRig(t, rigOptions{})
+	if _, stderr, code := r.ssh(r.roKey, nil, "status"); code != 0 {
+		t.Fatalf("status: exit %d, stderr %q", code, stderr)
+	}
+	pub := filepath.Join(r.dir, "host_key.pub")
+	writeFile(t, pub, hostPublicKey(t, filepath.Join(r.srv.opts.StateDir, HostKeyName)))
+	o, err := exec.Command("ssh-keygen", "-lf", pub).Output()
+	if err != nil {
+		t.Fatalf("ssh-keygen -lf: %v", err)
+	}
+	fields := strings.Fields(string(o)) // "256 SHA256:… comment (ED25519)"
+	if len(fields) < 2 || !strings.HasPrefix(fields[1], "SHA256:") {
+		t.Fatalf("ssh-keygen -lf printed %q", o)
+	}
+	m := regexp.MustCompile(`msg="ssh server listening".* host_key=(\S+)`).FindStringSubmatch(r.logs.String())
+	if m == nil || m[1] != fields[1] {
+		t.Errorf("logged host key %q; ssh-keygen -lf says %s", m, strings.TrimSpace(string(o)))
+	}
+	if r.srv.HostKeyFingerprint() != fields[1] {
+		t.Errorf("HostKeyFingerprint() = %q; ssh-keygen -lf says %s", r.srv.HostKeyFingerprint(), fields[1])
+	}
+}
+
 // authorized_keys is reread when it changes: a removed key is refused at
 // its next login, a key with options is skipped, a restored one works.
 func TestSSH_keysReloaded(t *testing.T) {
