@@ -91,8 +91,10 @@ func (w *countWriter) Write(p []byte) (int, error) {
 }
 
 // screenContains reports whether s was drawn: it looks in the output with
-// the escape sequences stripped, since the renderer puts colours (and,
-// redrawing, cursor moves) inside a line's text.
+// the escape sequences stripped, since the renderer puts colours inside a
+// line's text. Text the renderer completes around cells already on the
+// screen (cursor moves over them) is not found: look for text drawn at
+// once, such as one word in one style.
 func (w *countWriter) screenContains(s string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -140,8 +142,13 @@ func TestSSH_sessionsDuringCapture(t *testing.T) {
 				c := r.goClient(t, "127.0.0.1:"+r.port, r.fullKey)
 				out := &countWriter{}
 				s, in := monitorSession(t, c, 100, 30, out)
-				if !out.waitScreen("test/INBOX") {
-					t.Errorf("session %d: the monitor did not show test/INBOX within 30s (%d bytes)", g, out.n.Load())
+				// "INBOX", not "test/INBOX": the first frame may know only
+				// test/Box1, and the redraw then skips the "test/" it
+				// already drew with a cursor move (ESC[7G), which no
+				// stripping of escapes can join back. A word in one style,
+				// drawn for the first time, is contiguous.
+				if !out.waitScreen("INBOX") {
+					t.Errorf("session %d: the monitor did not show INBOX within 30s (%d bytes)", g, out.n.Load())
 					c.Close()
 					return
 				}
@@ -246,8 +253,8 @@ func TestSSH_stalledClientDropped(t *testing.T) {
 	defer c.Close()
 	out := &countWriter{}
 	_, _ = monitorSession(t, c, 300, 100, out)
-	if !out.waitScreen("test/INBOX") {
-		t.Fatalf("the monitor did not show test/INBOX within 30s (%d bytes)", out.n.Load())
+	if !out.waitScreen("INBOX") {
+		t.Fatalf("the monitor did not show INBOX within 30s (%d bytes)", out.n.Load())
 	}
 
 	proxy.freeze()
